@@ -1,0 +1,76 @@
+"""Error categories for everything the gateway does, so pages can name the cause."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+
+import aiohttp
+from livekit.api.twirp_client import ServerError
+
+
+class Category(str, enum.Enum):
+    UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "unauthorized"
+    TIMEOUT = "timeout"
+    NOT_FOUND = "not found"
+    INVALID = "invalid request"
+    SERVER = "server error"
+
+
+_HINTS = {
+    Category.UNREACHABLE: "nothing answered at that URL; check the address and that the server is running",
+    Category.UNAUTHORIZED: "the server refused the API key or secret",
+    Category.TIMEOUT: "the server did not answer in time",
+    Category.NOT_FOUND: "it no longer exists on the server",
+    Category.INVALID: "the server rejected the request",
+    Category.SERVER: "the server reported an error",
+}
+
+
+class GatewayError(Exception):
+    """A LiveKit call failed; `category` says why in terms an operator can act on."""
+
+    def __init__(self, category: Category, detail: str, server: str = "") -> None:
+        super().__init__(detail)
+        self.category = category
+        self.detail = detail
+        self.server = server
+
+    @property
+    def hint(self) -> str:
+        return _HINTS[self.category]
+
+    def __str__(self) -> str:
+        where = f"{self.server}: " if self.server else ""
+        return f"{where}{self.category.value} ({self.detail})"
+
+
+def classify(exc: BaseException, server: str = "") -> GatewayError:
+    """Turn whatever the SDK or the transport raised into a GatewayError."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, ServerError):
+        code = (exc.code or "").lower()
+        if exc.status in (401, 403) or code in ("unauthenticated", "permission_denied"):
+            category = Category.UNAUTHORIZED
+        elif exc.status == 404 or code == "not_found":
+            category = Category.NOT_FOUND
+        elif code in ("deadline_exceeded",):
+            category = Category.TIMEOUT
+        elif 400 <= exc.status < 500 or code in ("invalid_argument", "malformed", "already_exists"):
+            category = Category.INVALID
+        else:
+            category = Category.SERVER
+        return GatewayError(category, exc.message or code or f"HTTP {exc.status}", server)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError)):
+        return GatewayError(Category.TIMEOUT, "no answer in time", server)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return GatewayError(Category.UNREACHABLE, f"cannot connect to {exc.host}:{exc.port}", server)
+    if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.InvalidURL, ConnectionError)):
+        return GatewayError(Category.UNREACHABLE, type(exc).__name__, server)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        if exc.status in (401, 403):
+            return GatewayError(Category.UNAUTHORIZED, f"HTTP {exc.status}", server)
+        return GatewayError(Category.SERVER, f"HTTP {exc.status}", server)
+    return GatewayError(Category.SERVER, f"{type(exc).__name__}: {exc}", server)
