@@ -89,6 +89,9 @@ class DevServer:
             "  node_ip: 127.0.0.1",
             "keys:",
             f"  {self.api_key}: {self.api_secret}",
+            # Lets the dashboard's unmute control work against the local server (off by default).
+            "room:",
+            "  enable_remote_unmute: true",
             "logging:",
             "  level: info",
         ]

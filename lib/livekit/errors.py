@@ -62,7 +62,13 @@ def classify(exc: BaseException, server: str = "") -> GatewayError:
             category = Category.INVALID
         else:
             category = Category.SERVER
-        return GatewayError(category, exc.message or code or f"HTTP {exc.status}", server)
+        if exc.message:
+            detail = exc.message
+        elif code and code != "unknown":
+            detail = f"{code} (HTTP {exc.status})"
+        else:
+            detail = f"HTTP {exc.status}"
+        return GatewayError(category, detail, server)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError)):
         return GatewayError(Category.TIMEOUT, "no answer in time", server)
     if isinstance(exc, aiohttp.ClientConnectorError):

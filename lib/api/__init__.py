@@ -1,0 +1,1 @@
+"""Custom HTTP routes served by st.App beside the pages."""

@@ -1,0 +1,146 @@
+"""Settings from the environment and `.streamlit/secrets.toml`, read and validated once.
+
+The environment wins over secrets.toml. Secrets may use the same upper-case names at the top
+level, or a `[livekit]` table with `url`, `api_key`, `api_secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to reach one LiveKit server. The secret is excluded from repr so it never lands in a log."""
+
+    name: str
+    url: str
+    api_key: str
+    api_secret: str = field(repr=False)
+    source: str = "settings"  # "environment" (read-only here) or "settings" (stored, editable)
+
+    @property
+    def http_url(self) -> str:
+        if self.url.startswith("ws"):
+            return "http" + self.url[2:]
+        return self.url
+
+    @property
+    def ws_url(self) -> str:
+        if self.url.startswith("http"):
+            return "ws" + self.url[4:]
+        return self.url
+
+    @property
+    def masked_secret(self) -> str:
+        return mask_secret(self.api_secret)
+
+
+def mask_secret(secret: str) -> str:
+    """What the UI may show of a secret: its length class and last four characters, never more."""
+    if len(secret) < 12:
+        return "•" * 8
+    return "•" * 8 + secret[-4:]
+
+
+def validate_url(url: str) -> str:
+    url = url.strip()
+    if not url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise ConfigError("a LiveKit URL starts with ws://, wss://, http:// or https://")
+    if len(url) > 2048 or any(c.isspace() for c in url):
+        raise ConfigError("the LiveKit URL contains spaces or is too long")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    default_server: ServerConfig | None
+    secret_key: str | None = field(repr=False)
+    request_timeout: float
+    snapshot_concurrency: int
+    refresh_seconds: int
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def _read_secrets_file(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _number(raw: str | None, name: str, default: float, low: float, high: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    secrets = _read_secrets_file(secrets_path or REPO_ROOT / ".streamlit" / "secrets.toml")
+    livekit_table = secrets.get("livekit", {}) if isinstance(secrets.get("livekit"), dict) else {}
+
+    def pick(name: str, table_key: str | None = None) -> str:
+        if env.get(name):
+            return env[name]
+        if secrets.get(name):
+            return str(secrets[name])
+        if table_key and livekit_table.get(table_key):
+            return str(livekit_table[table_key])
+        return ""
+
+    url, key, secret = pick("LIVEKIT_URL", "url"), pick("LIVEKIT_API_KEY", "api_key"), pick(
+        "LIVEKIT_API_SECRET", "api_secret"
+    )
+    default_server = None
+    if url or key or secret:
+        missing = [n for n, v in (("LIVEKIT_URL", url), ("LIVEKIT_API_KEY", key), ("LIVEKIT_API_SECRET", secret)) if not v]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not set (the other LIVEKIT_* settings are)")
+        name = pick("DASHBOARD_SERVER_NAME") or "default"
+        default_server = ServerConfig(name, validate_url(url), key, secret, source="environment")
+
+    data_dir = Path(pick("DASHBOARD_DATA_DIR") or REPO_ROOT / "data")
+    sql_table = secrets.get("connections", {}).get("sql", {}) if isinstance(secrets.get("connections"), dict) else {}
+    database_url = (
+        pick("DASHBOARD_DATABASE_URL")
+        or pick("DATABASE_URL")
+        or (str(sql_table.get("url")) if isinstance(sql_table, dict) and sql_table.get("url") else "")
+        or f"sqlite:///{data_dir / 'dashboard.sqlite'}"
+    )
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        default_server=default_server,
+        secret_key=pick("DASHBOARD_SECRET_KEY") or None,
+        request_timeout=_number(pick("DASHBOARD_REQUEST_TIMEOUT"), "DASHBOARD_REQUEST_TIMEOUT", 4.0, 0.5, 60),
+        snapshot_concurrency=int(
+            _number(pick("DASHBOARD_SNAPSHOT_CONCURRENCY"), "DASHBOARD_SNAPSHOT_CONCURRENCY", 32, 1, 256)
+        ),
+        refresh_seconds=int(_number(pick("DASHBOARD_REFRESH_SECONDS"), "DASHBOARD_REFRESH_SECONDS", 5, 1, 3600)),
+    )

@@ -1,0 +1,470 @@
+"""The LiveKit gateway: one long-lived Server API client per configured server, all on one event
+loop, with snapshots, cached live views, connection tests and every control the dashboard offers.
+
+Concurrency model (the only place it is decided):
+- All clients and their aiohttp sessions live on one private `LoopThread`. Async methods
+  (`asnapshot`, ...) run on that loop and are what the collector uses; the sync facade used by
+  page scripts submits to it and waits with a timeout.
+- Each server keeps its latest snapshot and at most one refresh in flight. Any number of page
+  sessions asking for a live view share that refresh; a page waits for it only up to a bound,
+  so a slow or dead server never stalls the view of the others.
+- Every call records the server's health: when it last answered, and since when it has failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import TypeVar
+
+import aiohttp
+from livekit import api
+from livekit.protocol import models as models_pb
+
+from ..aio import LoopThread
+from ..config import ServerConfig
+from .errors import Category, GatewayError, classify
+from .records import (
+    SOURCE_BY_NAME,
+    AgentDispatch,
+    Participant,
+    Room,
+    RoomSnapshot,
+    ServerSnapshot,
+    Track,
+    dispatch_from_proto,
+    participant_from_proto,
+    room_from_proto,
+    track_from_proto,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Failures that say something about the server as a whole (not about one room or participant).
+_SERVER_DOWN = {Category.UNREACHABLE, Category.UNAUTHORIZED, Category.TIMEOUT}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    server: str
+    url: str
+    last_ok_at: datetime | None = None
+    last_error: GatewayError | None = None
+    failing_since: datetime | None = None  # set from the first failure after a success
+    last_snapshot_at: datetime | None = None  # last successful snapshot
+
+    @property
+    def reachable(self) -> bool | None:
+        """True or False from the last call; None when nothing was asked yet."""
+        if self.failing_since is not None:
+            return False
+        return True if self.last_ok_at else None
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What a page shows for one server: the newest snapshot (possibly an error one), whether a
+    fresher one is still being fetched, and the server's health."""
+
+    server: str
+    snapshot: ServerSnapshot | None
+    refreshing: bool
+    health: ServerHealth
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    ok: bool
+    seconds: float
+    rooms: int | None = None
+    error: GatewayError | None = None
+
+
+@dataclass(frozen=True)
+class PermissionUpdate:
+    """A participant's new permissions; the server replaces all of them at once."""
+
+    can_subscribe: bool = True
+    can_publish: bool = True
+    can_publish_data: bool = True
+    can_publish_sources: tuple[str, ...] = ()  # empty: every source
+    can_update_metadata: bool = False
+    hidden: bool = False
+
+    def to_proto(self) -> models_pb.ParticipantPermission:
+        unknown = [s for s in self.can_publish_sources if s not in SOURCE_BY_NAME]
+        if unknown:
+            raise GatewayError(Category.INVALID, f"unknown track source(s): {', '.join(unknown)}")
+        return models_pb.ParticipantPermission(
+            can_subscribe=self.can_subscribe,
+            can_publish=self.can_publish,
+            can_publish_data=self.can_publish_data,
+            can_publish_sources=[SOURCE_BY_NAME[s] for s in self.can_publish_sources],
+            can_update_metadata=self.can_update_metadata,
+            hidden=self.hidden,
+        )
+
+
+@dataclass
+class _Server:
+    config: ServerConfig
+    client: api.LiveKitAPI
+    health: ServerHealth
+    latest: ServerSnapshot | None = None
+    stale: bool = False
+    inflight: asyncio.Task[ServerSnapshot] | None = None
+    sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+
+
+class LiveKitGateway:
+    def __init__(
+        self,
+        servers: Iterable[ServerConfig] = (),
+        *,
+        request_timeout: float = 4.0,
+        concurrency: int = 32,
+    ) -> None:
+        self._timeout = request_timeout
+        self._concurrency = concurrency
+        self._loop = LoopThread("livekit-gateway")
+        self._servers: dict[str, _Server] = {}
+        self._closed = False
+        self.set_servers(list(servers))
+
+    # ----- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def loop(self) -> LoopThread:
+        return self._loop
+
+    @property
+    def request_timeout(self) -> float:
+        return self._timeout
+
+    def _client(self, config: ServerConfig) -> api.LiveKitAPI:
+        # Runs on the gateway loop: the aiohttp session binds to the loop it is created on.
+        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(self._timeout, 3.0))
+        return api.LiveKitAPI(config.http_url, config.api_key, config.api_secret, timeout=timeout, failover=False)
+
+    def set_servers(self, configs: list[ServerConfig]) -> None:
+        """Make the gateway watch exactly these servers, keeping clients whose config is unchanged."""
+        self._loop.run(self._aset_servers(configs), timeout=30)
+
+    async def _aset_servers(self, configs: list[ServerConfig]) -> None:
+        wanted = {c.name: c for c in configs}
+        for name in list(self._servers):
+            current = self._servers[name]
+            if name not in wanted or wanted[name] != current.config:
+                del self._servers[name]
+                if current.inflight and not current.inflight.done():
+                    current.inflight.cancel()
+                await current.client.aclose()
+        for name, config in wanted.items():
+            if name not in self._servers:
+                self._servers[name] = _Server(
+                    config=config,
+                    client=self._client(config),
+                    health=ServerHealth(name, config.url),
+                    sem=asyncio.Semaphore(self._concurrency),
+                )
+
+    def server_names(self) -> list[str]:
+        return list(self._servers)
+
+    def close(self) -> None:
+        """Close every client session, then stop the loop. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run(self._aset_servers([]), timeout=15)
+        finally:
+            self._loop.stop()
+
+    # ----- health --------------------------------------------------------------------------
+
+    def _server(self, name: str) -> _Server:
+        try:
+            return self._servers[name]
+        except KeyError:
+            raise GatewayError(Category.NOT_FOUND, f"no server named '{name}' is configured") from None
+
+    @staticmethod
+    def _record_ok(srv: _Server, snapshot: bool = False) -> None:
+        now = _now()
+        srv.health = replace(
+            srv.health,
+            last_ok_at=now,
+            failing_since=None,
+            last_error=None,
+            last_snapshot_at=now if snapshot else srv.health.last_snapshot_at,
+        )
+
+    @staticmethod
+    def _record_error(srv: _Server, error: GatewayError) -> None:
+        if error.category not in _SERVER_DOWN:
+            # The server answered; it just refused this one request.
+            srv.health = replace(srv.health, last_ok_at=_now())
+            return
+        srv.health = replace(srv.health, last_error=error, failing_since=srv.health.failing_since or _now())
+
+    def health(self) -> dict[str, ServerHealth]:
+        return {name: srv.health for name, srv in self._servers.items()}
+
+    # ----- snapshots -----------------------------------------------------------------------
+
+    async def _room_snapshot(self, srv: _Server, room: Room) -> RoomSnapshot | None:
+        name, client = srv.config.name, srv.client
+
+        async def participants() -> list[Participant]:
+            async with srv.sem:
+                resp = await client.room.list_participants(api.ListParticipantsRequest(room=room.name))
+            return [participant_from_proto(name, room.name, p) for p in resp.participants]
+
+        async def dispatches() -> list[AgentDispatch]:
+            if room.num_participants == 0:
+                return []
+            async with srv.sem:
+                found = await client.agent_dispatch.list_dispatch(room.name)
+            return [dispatch_from_proto(name, d) for d in found]
+
+        got = await asyncio.gather(participants(), dispatches(), return_exceptions=True)
+        errors = [classify(g, name) for g in got if isinstance(g, BaseException)]
+        if any(e.category is Category.NOT_FOUND for e in errors):
+            return None  # the room closed between ListRooms and this call
+        down = next((e for e in errors if e.category in _SERVER_DOWN), None)
+        if down:
+            raise down
+        parts = got[0] if not isinstance(got[0], BaseException) else []
+        disp = got[1] if not isinstance(got[1], BaseException) else []
+        return RoomSnapshot(room, tuple(parts), tuple(disp), errors[0] if errors else None)
+
+    async def _take_snapshot(self, srv: _Server) -> ServerSnapshot:
+        name = srv.config.name
+        taken_at, started = _now(), time.perf_counter()
+        try:
+            async with srv.sem:
+                listed = await srv.client.room.list_rooms(api.ListRoomsRequest())
+            rooms = [room_from_proto(name, r) for r in listed.rooms]
+            per_room = await asyncio.gather(*(self._room_snapshot(srv, r) for r in rooms))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a categorised error
+            error = classify(exc, name)
+            self._record_error(srv, error)
+            return ServerSnapshot(name, taken_at, time.perf_counter() - started, error=error)
+        self._record_ok(srv, snapshot=True)
+        found = tuple(sorted((r for r in per_room if r is not None), key=lambda r: r.room.name))
+        return ServerSnapshot(name, taken_at, time.perf_counter() - started, rooms=found)
+
+    async def asnapshot(self, server: str) -> ServerSnapshot:
+        """A fresh snapshot of one server: ListRooms, then ListParticipants for every room and
+        ListDispatch for every non-empty room, concurrently within the concurrency bound."""
+        srv = self._server(server)
+        snapshot = await self._take_snapshot(srv)
+        srv.latest, srv.stale = snapshot, False
+        return snapshot
+
+    def snapshot(self, server: str, timeout: float | None = None) -> ServerSnapshot:
+        return self._loop.run(self.asnapshot(server), timeout or self._timeout * 4)
+
+    async def _alive(self, max_age: float, wait: float) -> list[LiveView]:
+        pending: list[asyncio.Task[ServerSnapshot]] = []
+        now = _now()
+        for srv in self._servers.values():
+            fresh = (
+                srv.latest is not None
+                and not srv.stale
+                and (now - srv.latest.taken_at).total_seconds() <= max_age
+            )
+            if fresh:
+                continue
+            if srv.inflight is None or srv.inflight.done():
+                srv.inflight = asyncio.create_task(self._refresh(srv))
+            pending.append(srv.inflight)
+        if pending:
+            await asyncio.wait(pending, timeout=wait)
+        return [
+            LiveView(
+                name,
+                srv.latest,
+                refreshing=srv.inflight is not None and not srv.inflight.done(),
+                health=srv.health,
+            )
+            for name, srv in self._servers.items()
+        ]
+
+    async def _refresh(self, srv: _Server) -> ServerSnapshot:
+        snapshot = await self._take_snapshot(srv)
+        srv.latest, srv.stale = snapshot, False
+        return snapshot
+
+    def live(self, max_age: float = 1.0, wait: float = 3.0) -> list[LiveView]:
+        """The newest view of every server, refreshing those older than `max_age` seconds and
+        waiting at most `wait` seconds for them; a server still answering is shown `refreshing`."""
+        return self._loop.run(self._alive(max_age, wait), wait + 5)
+
+    # ----- connection test -----------------------------------------------------------------
+
+    async def _atest(self, config: ServerConfig) -> ConnectionResult:
+        started = time.perf_counter()
+        client = self._client(config)
+        try:
+            resp = await client.room.list_rooms(api.ListRoomsRequest())
+            return ConnectionResult(True, time.perf_counter() - started, rooms=len(resp.rooms))
+        except Exception as exc:  # noqa: BLE001
+            return ConnectionResult(False, time.perf_counter() - started, error=classify(exc, config.name))
+        finally:
+            await client.aclose()
+
+    def test_connection(self, config: ServerConfig) -> ConnectionResult:
+        """Try a server (configured or not) with a throwaway client; never raises."""
+        try:
+            return self._loop.run(self._atest(config), self._timeout + 2)
+        except TimeoutError:
+            return ConnectionResult(False, self._timeout + 2, error=GatewayError(Category.TIMEOUT, "no answer in time", config.name))
+
+    # ----- controls ------------------------------------------------------------------------
+
+    def _call(self, server: str, op: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
+        """Run one control on `server`, classify its failure, and mark the cached view stale."""
+        srv = self._server(server)
+
+        async def run() -> T:
+            try:
+                result = await op(srv.client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                error = classify(exc, server)
+                self._record_error(srv, error)
+                raise error from None
+            self._record_ok(srv)
+            srv.stale = True
+            return result
+
+        try:
+            return self._loop.run(run(), self._timeout + 2)
+        except TimeoutError:
+            raise GatewayError(Category.TIMEOUT, "no answer in time", server) from None
+
+    def create_room(
+        self,
+        server: str,
+        name: str,
+        *,
+        empty_timeout: int = 0,
+        departure_timeout: int = 0,
+        max_participants: int = 0,
+        metadata: str = "",
+    ) -> Room:
+        """Create a room; zero for a timeout or limit means the server's default."""
+        if not name.strip():
+            raise GatewayError(Category.INVALID, "a room needs a name", server)
+        request = api.CreateRoomRequest(
+            name=name,
+            empty_timeout=empty_timeout,
+            departure_timeout=departure_timeout,
+            max_participants=max_participants,
+            metadata=metadata,
+        )
+        created = self._call(server, lambda c: c.room.create_room(request))
+        return room_from_proto(server, created)
+
+    def delete_room(self, server: str, room: str) -> None:
+        self._call(server, lambda c: c.room.delete_room(api.DeleteRoomRequest(room=room)))
+
+    def update_room_metadata(self, server: str, room: str, metadata: str) -> Room:
+        request = api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
+        return room_from_proto(server, self._call(server, lambda c: c.room.update_room_metadata(request)))
+
+    def mute_track(self, server: str, room: str, identity: str, track_sid: str, muted: bool) -> Track:
+        request = api.MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted)
+        response = self._call(server, lambda c: c.room.mute_published_track(request))
+        return track_from_proto(response.track)
+
+    def remove_participant(self, server: str, room: str, identity: str) -> None:
+        request = api.RoomParticipantIdentity(room=room, identity=identity)
+        self._call(server, lambda c: c.room.remove_participant(request))
+
+    def update_participant(
+        self,
+        server: str,
+        room: str,
+        identity: str,
+        *,
+        name: str | None = None,
+        metadata: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        permission: PermissionUpdate | None = None,
+    ) -> Participant:
+        """Change what is given and leave the rest. An attribute set to "" is deleted."""
+        request = api.UpdateParticipantRequest(room=room, identity=identity)
+        if name is not None:
+            request.name = name
+        if metadata is not None:
+            request.metadata = metadata
+        if attributes:
+            request.attributes.update(dict(attributes))
+        if permission is not None:
+            request.permission.CopyFrom(permission.to_proto())
+        info = self._call(server, lambda c: c.room.update_participant(request))
+        return participant_from_proto(server, room, info)
+
+    def send_data(
+        self,
+        server: str,
+        room: str,
+        payload: bytes,
+        *,
+        topic: str = "",
+        destination_identities: Iterable[str] = (),
+        reliable: bool = True,
+    ) -> None:
+        kind = models_pb.DataPacket.RELIABLE if reliable else models_pb.DataPacket.LOSSY
+        request = api.SendDataRequest(
+            room=room,
+            data=payload,
+            kind=kind,
+            topic=topic or None,
+            destination_identities=list(destination_identities),
+        )
+        self._call(server, lambda c: c.room.send_data(request))
+
+    def create_dispatch(self, server: str, room: str, agent_name: str, metadata: str = "") -> AgentDispatch:
+        request = api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+        return dispatch_from_proto(server, self._call(server, lambda c: c.agent_dispatch.create_dispatch(request)))
+
+    def delete_dispatch(self, server: str, room: str, dispatch_id: str) -> AgentDispatch:
+        deleted = self._call(server, lambda c: c.agent_dispatch.delete_dispatch(dispatch_id, room))
+        return dispatch_from_proto(server, deleted)
+
+    # ----- readiness -----------------------------------------------------------------------
+
+    async def _aprobe(self, timeout: float) -> dict[str, ServerHealth]:
+        async def probe(srv: _Server) -> None:
+            try:
+                # Asking for one unlikely name keeps the probe cheap on a busy server.
+                await asyncio.wait_for(
+                    srv.client.room.list_rooms(api.ListRoomsRequest(names=["--dashboard-probe--"])), timeout
+                )
+            except Exception as exc:  # noqa: BLE001
+                self._record_error(srv, classify(exc, srv.config.name))
+            else:
+                self._record_ok(srv)
+
+        await asyncio.gather(*(probe(s) for s in self._servers.values()))
+        return self.health()
+
+    async def probe(self, timeout: float = 2.0) -> dict[str, ServerHealth]:
+        """Check every server with one cheap call; awaitable from any event loop."""
+        return await asyncio.wrap_future(self._loop.submit(self._aprobe(timeout)))

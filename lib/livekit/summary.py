@@ -1,0 +1,50 @@
+"""Counts derived from snapshots for the live pages. Pure functions of snapshot records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .records import AgentDispatch, Participant, ServerSnapshot
+
+TRACK_SOURCE_ORDER = ("camera", "microphone", "screen_share", "screen_share_audio", "unknown")
+JOB_STATUS_ORDER = ("pending", "running", "success", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ServerSummary:
+    server: str
+    rooms: int
+    participants: int
+    publishers: int
+    agents: int
+    tracks: int
+    tracks_by_source: dict[str, int] = field(default_factory=dict)
+    participants_by_kind: dict[str, int] = field(default_factory=dict)
+    jobs_by_status: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(snapshot: ServerSnapshot) -> ServerSummary:
+    participants = snapshot.participants
+    sources: Counter[str] = Counter(t.source for p in participants for t in p.tracks)
+    kinds: Counter[str] = Counter(p.kind for p in participants)
+    return ServerSummary(
+        server=snapshot.server,
+        rooms=len(snapshot.rooms),
+        participants=len(participants),
+        publishers=sum(1 for p in participants if p.tracks),
+        agents=kinds.get("agent", 0),
+        tracks=sum(sources.values()),
+        tracks_by_source={s: sources.get(s, 0) for s in TRACK_SOURCE_ORDER if sources.get(s) or s != "unknown"},
+        participants_by_kind=dict(sorted(kinds.items())),
+        jobs_by_status=count_jobs(snapshot.dispatches),
+    )
+
+
+def count_jobs(dispatches: tuple[AgentDispatch, ...] | list[AgentDispatch]) -> dict[str, int]:
+    statuses: Counter[str] = Counter(j.status for d in dispatches for j in d.jobs)
+    return {s: statuses.get(s, 0) for s in JOB_STATUS_ORDER}
+
+
+def agent_participants(snapshot: ServerSnapshot) -> list[Participant]:
+    return [p for p in snapshot.participants if p.is_agent]

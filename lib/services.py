@@ -1,0 +1,79 @@
+"""Composition root: builds the process-wide objects once (settings, SQL store, server registry,
+LiveKit gateway) and hands them to app.py's lifespan, page scripts and tests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Settings, load_settings
+from .db import make_engine, migrate, session_factory
+from .livekit.gateway import LiveKitGateway
+from .secretbox import SecretBox, load_or_create_key
+from .servers import ServerRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    servers: ServerRegistry
+    gateway: LiveKitGateway
+
+    def close(self) -> None:
+        self.gateway.close()
+        self.engine.dispose()
+
+
+_lock = threading.Lock()
+_current: Services | None = None
+
+
+def build(settings: Settings) -> Services:
+    """Build everything for `settings`; raises DatabaseError or ConfigError with a clear message."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    box = SecretBox(settings.secret_key or load_or_create_key(settings.secret_key_path))
+    gateway = LiveKitGateway(
+        request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency
+    )
+    registry = ServerRegistry(sessions, box, settings.default_server, on_change=gateway.set_servers)
+    gateway.set_servers(registry.list())
+    return Services(settings, engine, sessions, registry, gateway)
+
+
+def start(settings: Settings | None = None) -> Services:
+    """Build the process's services once; later calls return the same object."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build(settings or load_settings())
+            log.info("services started: servers %s", ", ".join(_current.gateway.server_names()) or "none")
+        return _current
+
+
+def get() -> Services:
+    """The process's services, building them on first use (page scripts under AppTest do this)."""
+    return _current or start()
+
+
+def stop() -> None:
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+            _current = None
+
+
+def current() -> Services | None:
+    """The services if they were started, without starting them."""
+    return _current

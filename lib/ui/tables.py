@@ -1,0 +1,107 @@
+"""Records to DataFrames for the live pages. Long user values are clipped here; detail views
+show them whole."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from ..livekit.records import AgentDispatch, Participant, RoomSnapshot
+from ..livekit.summary import ServerSummary
+from .format import clip
+
+
+# Column settings shared by every table that shows these frames: times read as "5 minutes ago"
+# and still sort as times.
+COLUMNS = {
+    "created": st.column_config.DatetimeColumn("created", format="distance"),
+    "joined": st.column_config.DatetimeColumn("joined", format="distance"),
+    "participants": st.column_config.NumberColumn("participants"),
+}
+
+
+def rooms_frame(rooms: list[RoomSnapshot]) -> pd.DataFrame:
+    rows = [
+        {
+            "room": clip(r.room.name),
+            "server": r.room.server,
+            "participants": len(r.participants),
+            "publishers": sum(1 for p in r.participants if p.tracks),
+            "agents": sum(1 for p in r.participants if p.is_agent),
+            "created": r.room.created_at,
+            "metadata": clip(r.room.metadata),
+        }
+        for r in rooms
+    ]
+    columns = ["room", "server", "participants", "publishers", "agents", "created", "metadata"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def participants_frame(participants: list[Participant] | tuple[Participant, ...]) -> pd.DataFrame:
+    rows = []
+    for p in participants:
+        perm = p.permission
+        allowed = [n for n, ok in (("subscribe", perm.can_subscribe), ("publish", perm.can_publish), ("data", perm.can_publish_data)) if ok]
+        if perm.can_publish and perm.can_publish_sources:
+            allowed.append("sources: " + ", ".join(perm.can_publish_sources))
+        if perm.hidden:
+            allowed.append("hidden")
+        rows.append(
+            {
+                "identity": clip(p.identity),
+                "name": clip(p.name),
+                "room": clip(p.room),
+                "server": p.server,
+                "kind": p.kind,
+                "state": p.state,
+                "joined": p.joined_at,
+                "region": p.region or None,
+                "tracks": len(p.tracks),
+                "permissions": ", ".join(allowed),
+                "attributes": clip(", ".join(f"{k}={v}" for k, v in sorted(p.attributes.items()))),
+                "metadata": clip(p.metadata),
+            }
+        )
+    columns = ["identity", "name", "room", "server", "kind", "state", "joined", "region", "tracks", "permissions", "attributes", "metadata"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def tracks_frame(participants: list[Participant] | tuple[Participant, ...]) -> pd.DataFrame:
+    rows = [
+        {
+            "participant": clip(p.identity),
+            "track": t.sid,
+            "name": clip(t.name),
+            "type": t.type,
+            "source": t.source,
+            "muted": t.muted,
+            "simulcast": t.simulcast,
+            "resolution": t.resolution or None,
+            "codec": t.codec or None,
+        }
+        for p in participants
+        for t in p.tracks
+    ]
+    columns = ["participant", "track", "name", "type", "source", "muted", "simulcast", "resolution", "codec"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def dispatches_frame(dispatches: list[AgentDispatch] | tuple[AgentDispatch, ...]) -> pd.DataFrame:
+    rows = []
+    for d in dispatches:
+        base = {"dispatch": d.id, "agent": d.agent_name or "(automatic)", "room": clip(d.room), "server": d.server, "metadata": clip(d.metadata)}
+        if not d.jobs:
+            rows.append({**base, "job": None, "status": "no job yet", "participant": None, "error": None})
+        for j in d.jobs:
+            rows.append({**base, "job": j.id, "status": j.status, "participant": j.participant_identity or None, "error": j.error or None})
+    columns = ["dispatch", "agent", "room", "server", "job", "status", "participant", "metadata", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_frame(summaries: list[ServerSummary]) -> pd.DataFrame:
+    rows = []
+    for s in summaries:
+        row = {"server": s.server, "rooms": s.rooms, "participants": s.participants, "publishers": s.publishers, "agents": s.agents, "tracks": s.tracks}
+        row.update({f"tracks: {k}": v for k, v in s.tracks_by_source.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

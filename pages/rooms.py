@@ -1,0 +1,110 @@
+"""Rooms: every room on every server, searchable and sortable; one room's participants, tracks
+and agent dispatches, with the operator controls."""
+
+import streamlit as st
+
+from lib import services
+from lib.ui import controls, live, tables
+from lib.ui.format import clock, md
+
+svc = services.get()
+gw = svc.gateway
+st.title("Rooms")
+live.show_flash()
+interval = live.refresh_interval(svc.settings.refresh_seconds)
+
+with st.expander("Create a room"):
+    controls.create_room_form(gw)
+
+c1, c2 = st.columns([3, 2])
+search = c1.text_input("Search", placeholder="room name or metadata", key="room_search")
+servers = c2.multiselect("Servers", gw.server_names(), key="room_servers", placeholder="all servers")
+
+
+def matching_rooms(views):
+    needle = search.strip().lower()
+    return [
+        r
+        for v in views
+        if v.snapshot is not None and v.snapshot.ok and (not servers or v.server in servers)
+        for r in v.snapshot.rooms
+        if not needle or needle in r.room.name.lower() or needle in r.room.metadata.lower()
+    ]
+
+
+@st.fragment(run_every=interval)
+def room_list() -> None:
+    views = gw.live(max_age=1.0, wait=min(svc.settings.request_timeout, 3.0))
+    live.server_banners(views)
+    rooms = matching_rooms(views)
+    st.caption(f"{len(rooms)} room(s)")
+    st.dataframe(tables.rooms_frame(rooms), hide_index=True, width="stretch", column_config=tables.COLUMNS)
+    live.refreshed_caption(views)
+
+
+room_list()
+
+# The room picker and the controls sit outside the auto-refresh so a half-filled form is never
+# redrawn under the operator's hands; they use the snapshot of this run.
+views = gw.live(max_age=2.0, wait=min(svc.settings.request_timeout, 3.0))
+choices = {(r.room.server, r.room.name): r for r in matching_rooms(views)}
+st.subheader("Room detail")
+if not choices:
+    st.caption("No room to show.")
+    st.stop()
+picked = st.selectbox(
+    "Room",
+    list(choices),
+    format_func=lambda k: f"{k[1]}  ·  {k[0]}" if len(k[1]) <= 80 else f"{k[1][:79]}…  ·  {k[0]}",
+    key="room_pick",
+)
+server, room_name = picked
+
+
+@st.fragment(run_every=interval)
+def room_detail() -> None:
+    view = next((v for v in gw.live(max_age=1.0, wait=3.0) if v.server == server), None)
+    room = view.snapshot.room(room_name) if view and view.snapshot and view.snapshot.ok else None
+    if room is None:
+        st.warning("This room is gone from the server (ended, or closed when its last participant left).")
+        return
+    r = room.room
+    cols = st.columns(4)
+    cols[0].metric("Participants", len(room.participants))
+    cols[1].metric("Publishers", sum(1 for p in room.participants if p.tracks))
+    cols[2].metric("Agents", sum(1 for p in room.participants if p.is_agent))
+    cols[3].metric("Tracks", sum(len(p.tracks) for p in room.participants))
+    st.caption(
+        f"Server {md(server)} · sid {r.sid} · created {clock(r.created_at)} · empty timeout {r.empty_timeout} s · "
+        f"departure timeout {r.departure_timeout} s · max participants {r.max_participants or 'no limit'}"
+        + (" · recording" if r.active_recording else "")
+    )
+    if r.metadata:
+        with st.expander("Room metadata"):
+            st.text(r.metadata)
+    if room.error:
+        st.warning(f"Part of this room could not be read: {room.error.category.value} ({room.error.detail}).")
+    st.markdown("**Participants**")
+    st.dataframe(tables.participants_frame(room.participants), hide_index=True, width="stretch", column_config=tables.COLUMNS)
+    st.markdown("**Tracks**")
+    st.dataframe(tables.tracks_frame(room.participants), hide_index=True, width="stretch")
+    st.markdown("**Agent dispatches**")
+    if room.dispatches:
+        st.dataframe(tables.dispatches_frame(room.dispatches), hide_index=True, width="stretch")
+    else:
+        st.caption("No dispatch." if room.participants else "Dispatches are listed for rooms with participants.")
+
+
+room_detail()
+
+room = choices[picked]
+st.subheader("Controls")
+p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"])
+with p_tab:
+    controls.participant_controls(gw, room)
+with d_tab:
+    controls.data_controls(gw, room)
+with a_tab:
+    controls.dispatch_controls(gw, room)
+with r_tab:
+    controls.room_controls(gw, room)
