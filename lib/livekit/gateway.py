@@ -18,12 +18,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 import aiohttp
 from livekit import api
+from livekit.api.twirp_client import TwirpClient
+from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import models as models_pb
+from livekit.protocol import room as room_pb
 
 from ..aio import LoopThread
 from ..config import ServerConfig
@@ -114,10 +117,74 @@ class PermissionUpdate:
         )
 
 
+class _SnapshotReader:
+    """The three read calls a snapshot makes, with bearer tokens cached per room.
+
+    The SDK signs a new JWT for every request; at hundreds of calls per snapshot that signing
+    was over half of the client's CPU, so snapshot reads reuse a token for part of its life.
+    """
+
+    TOKEN_TTL = timedelta(minutes=10)
+    REUSE_FOR = 300.0  # seconds; a cached token always has at least 5 minutes left
+    MAX_TOKENS = 5000
+
+    def __init__(self, session: aiohttp.ClientSession, config: ServerConfig) -> None:
+        self._config = config
+        self._twirp = TwirpClient(session, config.http_url, "livekit", failover=False)
+        self._tokens: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def _header(self, room: str | None) -> dict[str, str]:
+        key = "\0list" if room is None else room
+        now = time.monotonic()
+        cached = self._tokens.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        if len(self._tokens) >= self.MAX_TOKENS:
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
+        grants = api.VideoGrants(room_list=True) if room is None else api.VideoGrants(room_admin=True, room=room)
+        token = (
+            api.AccessToken(self._config.api_key, self._config.api_secret)
+            .with_grants(grants)
+            .with_ttl(self.TOKEN_TTL)
+            .to_jwt()
+        )
+        header = {"Authorization": f"Bearer {token}"}
+        self._tokens[key] = (now + self.REUSE_FOR, header)
+        return header
+
+    async def list_rooms(self) -> list[models_pb.Room]:
+        resp = await self._twirp.request(
+            "RoomService", "ListRooms", room_pb.ListRoomsRequest(), self._header(None), room_pb.ListRoomsResponse
+        )
+        return list(resp.rooms)
+
+    async def list_participants(self, room: str) -> list[models_pb.ParticipantInfo]:
+        resp = await self._twirp.request(
+            "RoomService",
+            "ListParticipants",
+            room_pb.ListParticipantsRequest(room=room),
+            self._header(room),
+            room_pb.ListParticipantsResponse,
+        )
+        return list(resp.participants)
+
+    async def list_dispatch(self, room: str) -> list[dispatch_pb.AgentDispatch]:
+        resp = await self._twirp.request(
+            "AgentDispatchService",
+            "ListDispatch",
+            dispatch_pb.ListAgentDispatchRequest(room=room),
+            self._header(room),
+            dispatch_pb.ListAgentDispatchResponse,
+        )
+        return list(resp.agent_dispatches)
+
+
 @dataclass
 class _Server:
     config: ServerConfig
+    session: aiohttp.ClientSession
     client: api.LiveKitAPI
+    reader: _SnapshotReader
     health: ServerHealth
     latest: ServerSnapshot | None = None
     stale: bool = False
@@ -150,10 +217,14 @@ class LiveKitGateway:
     def request_timeout(self) -> float:
         return self._timeout
 
-    def _client(self, config: ServerConfig) -> api.LiveKitAPI:
-        # Runs on the gateway loop: the aiohttp session binds to the loop it is created on.
+    def _session(self) -> aiohttp.ClientSession:
+        # Runs on the gateway loop: an aiohttp session binds to the loop it is created on.
         timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(self._timeout, 3.0))
-        return api.LiveKitAPI(config.http_url, config.api_key, config.api_secret, timeout=timeout, failover=False)
+        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=self._concurrency))
+
+    @staticmethod
+    def _client(config: ServerConfig, session: aiohttp.ClientSession) -> api.LiveKitAPI:
+        return api.LiveKitAPI(config.http_url, config.api_key, config.api_secret, session=session, failover=False)
 
     def set_servers(self, configs: list[ServerConfig]) -> None:
         """Make the gateway watch exactly these servers, keeping clients whose config is unchanged."""
@@ -167,12 +238,15 @@ class LiveKitGateway:
                 del self._servers[name]
                 if current.inflight and not current.inflight.done():
                     current.inflight.cancel()
-                await current.client.aclose()
+                await current.session.close()
         for name, config in wanted.items():
             if name not in self._servers:
+                session = self._session()
                 self._servers[name] = _Server(
                     config=config,
-                    client=self._client(config),
+                    session=session,
+                    client=self._client(config, session),
+                    reader=_SnapshotReader(session, config),
                     health=ServerHealth(name, config.url),
                     sem=asyncio.Semaphore(self._concurrency),
                 )
@@ -223,38 +297,37 @@ class LiveKitGateway:
     # ----- snapshots -----------------------------------------------------------------------
 
     async def _room_snapshot(self, srv: _Server, room: Room) -> RoomSnapshot | None:
-        name, client = srv.config.name, srv.client
-
-        async def participants() -> list[Participant]:
+        name, reader = srv.config.name, srv.reader
+        try:
             async with srv.sem:
-                resp = await client.room.list_participants(api.ListParticipantsRequest(room=room.name))
-            return [participant_from_proto(name, room.name, p) for p in resp.participants]
-
-        async def dispatches() -> list[AgentDispatch]:
-            if room.num_participants == 0:
-                return []
+                found = await reader.list_participants(room.name)
+        except Exception as exc:  # noqa: BLE001
+            error = classify(exc, name)
+            if error.category is Category.NOT_FOUND:
+                return None  # the room closed between ListRooms and this call
+            raise error from None
+        participants = tuple(participant_from_proto(name, room.name, p) for p in found)
+        if not participants:
+            # ListRooms' own participant count lags (livekit-server 1.13 reports 0 for busy
+            # rooms), so "non-empty" is decided by the participants just listed.
+            return RoomSnapshot(room)
+        try:
             async with srv.sem:
-                found = await client.agent_dispatch.list_dispatch(room.name)
-            return [dispatch_from_proto(name, d) for d in found]
-
-        got = await asyncio.gather(participants(), dispatches(), return_exceptions=True)
-        errors = [classify(g, name) for g in got if isinstance(g, BaseException)]
-        if any(e.category is Category.NOT_FOUND for e in errors):
-            return None  # the room closed between ListRooms and this call
-        down = next((e for e in errors if e.category in _SERVER_DOWN), None)
-        if down:
-            raise down
-        parts = got[0] if not isinstance(got[0], BaseException) else []
-        disp = got[1] if not isinstance(got[1], BaseException) else []
-        return RoomSnapshot(room, tuple(parts), tuple(disp), errors[0] if errors else None)
+                dispatches = await reader.list_dispatch(room.name)
+        except Exception as exc:  # noqa: BLE001
+            error = classify(exc, name)
+            if error.category in _SERVER_DOWN:
+                raise error from None
+            return RoomSnapshot(room, participants, (), error)
+        return RoomSnapshot(room, participants, tuple(dispatch_from_proto(name, d) for d in dispatches))
 
     async def _take_snapshot(self, srv: _Server) -> ServerSnapshot:
         name = srv.config.name
         taken_at, started = _now(), time.perf_counter()
         try:
             async with srv.sem:
-                listed = await srv.client.room.list_rooms(api.ListRoomsRequest())
-            rooms = [room_from_proto(name, r) for r in listed.rooms]
+                listed = await srv.reader.list_rooms()
+            rooms = [room_from_proto(name, r) for r in listed]
             per_room = await asyncio.gather(*(self._room_snapshot(srv, r) for r in rooms))
         except asyncio.CancelledError:
             raise
@@ -317,14 +390,14 @@ class LiveKitGateway:
 
     async def _atest(self, config: ServerConfig) -> ConnectionResult:
         started = time.perf_counter()
-        client = self._client(config)
+        session = self._session()
         try:
-            resp = await client.room.list_rooms(api.ListRoomsRequest())
-            return ConnectionResult(True, time.perf_counter() - started, rooms=len(resp.rooms))
+            rooms = await _SnapshotReader(session, config).list_rooms()
+            return ConnectionResult(True, time.perf_counter() - started, rooms=len(rooms))
         except Exception as exc:  # noqa: BLE001
             return ConnectionResult(False, time.perf_counter() - started, error=classify(exc, config.name))
         finally:
-            await client.aclose()
+            await session.close()
 
     def test_connection(self, config: ServerConfig) -> ConnectionResult:
         """Try a server (configured or not) with a throwaway client; never raises."""
