@@ -1,0 +1,1 @@
+"""Synthetic LiveKit traffic for the demo and the tests."""

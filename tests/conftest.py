@@ -1,0 +1,167 @@
+"""Root test harness: one real livekit-server per session, simulated participants, an agent
+worker, a small sync Server API helper and unique room names.
+
+Any test that uses a server fixture (directly or through another fixture) is marked
+`integration`, so `-m integration` selects it and `-m "not integration"` leaves it out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from livekit import api
+
+from lib.aio import LoopThread
+from lib.livekit.devserver import DevServer, DevServerError, find_binary
+from lib.sim.agent_worker import AgentWorker
+from lib.sim.participants import ParticipantPool
+
+T = TypeVar("T")
+
+SERVER_FIXTURES = frozenset({"livekit_server", "participants", "agent_worker", "lk_api"})
+TEST_AGENT_NAME = "test-agent"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs the real livekit-server (scripts/install-livekit-server.sh)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so the added marker counts
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[DevServer]:
+    """A real `livekit-server --dev` on 127.0.0.1, started once per session."""
+    try:
+        find_binary()
+    except DevServerError as exc:
+        # A failure, not a skip: `make test` installs it, so its absence is a broken set-up.
+        pytest.fail(str(exc))
+    server = DevServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def participants(livekit_server: DevServer) -> Iterator[ParticipantPool]:
+    """Simulated rtc participants for one test; all leave when the test ends."""
+    pool = ParticipantPool(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def agent_worker(livekit_server: DevServer) -> Iterator[AgentWorker]:
+    """A real livekit-agents worker registered as "test-agent"."""
+    worker = AgentWorker(
+        livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret, TEST_AGENT_NAME
+    ).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+class ServerApi:
+    """Synchronous calls to the real Server API, for test setup and checks.
+
+    `call(lambda lk: lk.room.list_rooms(...))` runs any livekit.api call; rooms made with
+    `create_room` are deleted when the test ends.
+    """
+
+    def __init__(self, server: DevServer, timeout: float = 15.0) -> None:
+        self._timeout = timeout
+        self._loop = LoopThread("test-server-api")
+        self._created_rooms: list[str] = []
+        self._client: api.LiveKitAPI = self._loop.run(
+            self._make_client(server.http_url, server.api_key, server.api_secret), timeout
+        )
+
+    @staticmethod
+    async def _make_client(url: str, key: str, secret: str) -> api.LiveKitAPI:
+        return api.LiveKitAPI(url, key, secret)  # its aiohttp session binds to this loop
+
+    def call(self, fn: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
+        async def invoke() -> T:
+            return await fn(self._client)
+
+        return self._loop.run(invoke(), self._timeout)
+
+    def poll(
+        self,
+        fn: Callable[[api.LiveKitAPI], Awaitable[T]],
+        until: Callable[[T], bool],
+        timeout: float = 15.0,
+        interval: float = 0.2,
+    ) -> T:
+        """Call `fn` until `until(result)` holds or `timeout` passes; returns the last result.
+
+        The server's listings are eventually consistent (a job's status, a track's layers),
+        so tests poll for the state they expect and then assert on what came back.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.call(fn)
+            if until(result) or time.monotonic() >= deadline:
+                return result
+            time.sleep(interval)
+
+    def create_room(self, name: str, **fields: object) -> api.Room:
+        room = self.call(lambda lk: lk.room.create_room(api.CreateRoomRequest(name=name, **fields)))
+        self._created_rooms.append(name)
+        return room
+
+    def list_participants(self, room: str) -> list[api.ParticipantInfo]:
+        request = api.ListParticipantsRequest(room=room)
+        return list(self.call(lambda lk: lk.room.list_participants(request)).participants)
+
+    def close(self) -> None:
+        async def cleanup() -> None:
+            for name in self._created_rooms:
+                try:
+                    await self._client.room.delete_room(api.DeleteRoomRequest(room=name))
+                except api.TwirpError:
+                    pass  # the test already ended it
+            await self._client.aclose()
+
+        try:
+            self._loop.run(cleanup(), self._timeout)
+        finally:
+            self._loop.stop()
+
+
+@pytest.fixture
+def lk_api(livekit_server: DevServer) -> Iterator[ServerApi]:
+    helper = ServerApi(livekit_server)
+    try:
+        yield helper
+    finally:
+        helper.close()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """`unique_name("room")` -> a name made from the test's name that no other test uses."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[-40:].strip("-")
+    counter = itertools.count(1)
+
+    def make(prefix: str = "room") -> str:
+        return f"{prefix}-{slug}-{next(counter)}-{secrets.token_hex(3)}"
+
+    return make
