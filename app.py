@@ -16,6 +16,13 @@ from lib.api.health import healthz
 log = logging.getLogger("dashboard")
 
 
+def on_script_error(exc: Exception) -> bool:
+    """A bug of ours in a page: log it with its traceback, show the user one short line."""
+    log.error("page script failed", exc_info=exc)
+    st.error(f"This page hit an internal error ({type(exc).__name__}); it has been logged. Reload to try again.")
+    return True
+
+
 @asynccontextmanager
 async def lifespan(_app):  # type: ignore[no-untyped-def]
     try:
@@ -32,5 +39,6 @@ async def lifespan(_app):  # type: ignore[no-untyped-def]
 app = st.App(
     "pages/navigation.py",
     lifespan=lifespan,
+    on_script_error=on_script_error,
     routes=[Route("/healthz", healthz, methods=["GET"])],
 )

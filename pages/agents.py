@@ -27,7 +27,7 @@ def agents() -> None:
     st.subheader("Agent participants")
     agents_in_rooms = [p for s in snapshots for p in agent_participants(s)]
     if agents_in_rooms:
-        st.dataframe(tables.participants_frame(agents_in_rooms), hide_index=True, width="stretch")
+        st.dataframe(tables.participants_frame(agents_in_rooms), hide_index=True, width="stretch", column_config=tables.COLUMNS)
     else:
         st.caption("No agent is in any room.")
 

@@ -66,7 +66,8 @@ def show_flash() -> None:
     result = st.session_state.pop(_FLASH, None)
     if result:
         ok, message = result
-        (st.success if ok else st.error)(message)
+        # Messages name rooms, participants and servers as users typed them: show them as text.
+        (st.success if ok else st.error)(md(message))
 
 
 def act(what: str, action: Callable[[], T]) -> T | None:
@@ -89,7 +90,7 @@ def confirm(label: str, key: str, prompt: str) -> bool:
         st.session_state[state_key] = True
     if not st.session_state.get(state_key):
         return False
-    st.warning(prompt)
+    st.warning(md(prompt))  # the prompt names what is about to go, as users typed it
     yes, no = st.columns(2)
     if yes.button(f"Yes, {label.lower()}", key=f"{key}_yes", type="primary"):
         st.session_state.pop(state_key, None)

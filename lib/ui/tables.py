@@ -91,7 +91,7 @@ def dispatches_frame(dispatches: list[AgentDispatch] | tuple[AgentDispatch, ...]
     for d in dispatches:
         base = {"dispatch": d.id, "agent": d.agent_name or "(automatic)", "room": clip(d.room), "server": d.server, "metadata": clip(d.metadata)}
         if not d.jobs:
-            rows.append({**base, "job": None, "status": "no job yet", "participant": None, "error": None})
+            rows.append({**base, "job": None, "status": "no job", "participant": None, "error": None})
         for j in d.jobs:
             rows.append({**base, "job": j.id, "status": j.status, "participant": j.participant_identity or None, "error": j.error or None})
     columns = ["dispatch", "agent", "room", "server", "job", "status", "participant", "metadata", "error"]
