@@ -99,7 +99,8 @@ room_detail()
 
 room = choices[picked]
 st.subheader("Controls")
-p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"])
+# Keyed so the chosen tab survives the rerun that follows every action.
+p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"], key="controls_tab")
 with p_tab:
     controls.participant_controls(gw, room)
 with d_tab:

@@ -69,7 +69,9 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
     p = by_identity[identity]
     key = f"{server}_{room_name}_{identity}"
 
-    tracks_tab, perms_tab, info_tab, remove_tab = st.tabs(["Tracks", "Permissions", "Name, metadata, attributes", "Remove"])
+    tracks_tab, perms_tab, info_tab, remove_tab = st.tabs(
+        ["Tracks", "Permissions", "Name, metadata, attributes", "Remove"], key="participant_tab"
+    )
     with tracks_tab:
         if not p.tracks:
             st.caption("This participant publishes no track.")

@@ -1,0 +1,216 @@
+"""Browser tests: the real dashboard (`streamlit run app.py`) against the session's real
+livekit-server, driven by Debian's chromium through Playwright's sync API.
+
+Waiting is done by asking the app, never by sleeping: Streamlit marks its root element with
+`data-test-connection-state` and `data-test-script-state` (the same hooks Streamlit's own e2e
+suite waits on), and the live pages' text is awaited with `expect(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from lib.livekit.devserver import REPO_ROOT, DevServer, free_port
+
+E2E_DIR = Path(__file__).resolve().parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Streamlit's first run of a page imports pandas and friends; later waits are much shorter.
+APP_TIMEOUT_MS = 30_000
+LOG_TAIL_CHARS = 6_000
+RERUN_SETTLE_MS = 300
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On failure, attach the tail of the dashboard's log to the report."""
+    report = yield
+    app = getattr(item, "funcargs", {}).get("dashboard_process")
+    if report.failed and isinstance(app, Dashboard):
+        report.sections.append(("dashboard log (tail)", app.log_tail()))
+    return report
+
+
+class Dashboard:
+    """One `streamlit run app.py` subprocess; `stop()` ends it by its PID."""
+
+    def __init__(self, server: DevServer, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "dashboard.log"
+        self._data_dir = data_dir
+        self._server = server
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> "Dashboard":
+        env = {
+            **os.environ,
+            "LIVEKIT_URL": self._server.ws_url,
+            "LIVEKIT_API_KEY": self._server.api_key,
+            "LIVEKIT_API_SECRET": self._server.api_secret,
+            "DASHBOARD_DATA_DIR": str(self._data_dir),
+            "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        command = [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.address", "127.0.0.1",
+            "--server.port", str(self.port),
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the dashboard exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=3) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass  # not listening yet, or 503 while the services start
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the dashboard did not answer /healthz in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        except OSError as exc:
+            return f"(no log: {exc})"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+@pytest.fixture(scope="module")
+def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    app = Dashboard(livekit_server, tmp_path_factory.mktemp("dashboard")).start()
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(dashboard_process: Dashboard) -> str:
+    """The base URL of a running dashboard that watches the session's livekit-server."""
+    return dashboard_process.url
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, dashboard: str) -> Iterator[Page]:
+    """A fresh browser context (own cookies, own Streamlit session) with `dashboard` as base URL."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=dashboard)
+    context.set_default_timeout(APP_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def wait_idle(page: Page, timeout_ms: int = APP_TIMEOUT_MS) -> None:
+    """Wait until the app is connected, its script has finished, and nothing shows as loading.
+
+    The rerun a click or keypress causes is reported a moment after the event; without the
+    short settle first, the page reads "notRunning" from before that rerun, and the next
+    step acts on elements the rerun is about to replace (a selected tab snaps back).
+    """
+    page.wait_for_timeout(RERUN_SETTLE_MS)
+    app = page.locator("[data-testid='stApp']")
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=timeout_ms)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout_ms)
+    expect(page.locator("[data-testid='stSkeleton']")).to_have_count(0, timeout=timeout_ms)
+
+
+def goto(page: Page, path: str) -> None:
+    """Open a page of the dashboard (`/`, `/rooms`, ...) and wait until it has rendered."""
+    page.goto(path)
+    expect(page.locator("[data-testid='stMain'] h1").first).to_be_visible(timeout=APP_TIMEOUT_MS)
+    wait_idle(page)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Write `docs/screenshots/<name>.png` of the whole page once the app is idle.
+
+    Streamlit scrolls inside its main element, not the document, so `full_page=True` alone
+    stops at the viewport; the viewport grows to the content's height for the shot.
+    """
+    wait_idle(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 0")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    try:
+        wait_idle(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(VIEWPORT)
+    return path
