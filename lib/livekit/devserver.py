@@ -47,10 +47,11 @@ def find_binary() -> Path:
     )
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 that was free a moment ago (TCP by default, UDP with SOCK_DGRAM)."""
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (TCP by default, UDP with SOCK_DGRAM). Pass host=""
+    for a port that must be free on every interface."""
     with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -100,25 +101,43 @@ class DevServer:
             lines += [f"    - {url}" for url in self.webhook_urls]
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 30.0) -> "DevServer":
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> "DevServer":
+        """Start the server; a port taken between choosing it and binding it means another try
+        with fresh ports (the media ports listen on every interface, so races happen)."""
         binary = find_binary()
-        self.http_port = self.http_port or free_port()
+        fixed_http_port = self.http_port
         self._workdir = tempfile.TemporaryDirectory(prefix="livekit-dev-")
-        config = Path(self._workdir.name) / "livekit.yaml"
-        config.write_text(self.config_yaml(free_port(), free_port(socket.SOCK_DGRAM)))
-        config.chmod(0o600)
-        log_path = self.log_path or Path(self._workdir.name) / "livekit.log"
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(binary), "--dev", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._wait_ready(timeout)
+        for attempt in range(1, attempts + 1):
+            self.http_port = fixed_http_port or free_port()
+            config = Path(self._workdir.name) / "livekit.yaml"
+            config.write_text(self.config_yaml(free_port(host=""), free_port(socket.SOCK_DGRAM, host="")))
+            config.chmod(0o600)
+            self.log_path = self.log_path or Path(self._workdir.name) / "livekit.log"
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    [str(binary), "--dev", "--config", str(config)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            try:
+                self._wait_ready(timeout)
+                return self
+            except DevServerError:
+                if attempt == attempts or not self._log_says("address already in use"):
+                    self.stop()
+                    raise
+                if self.process.poll() is None:
+                    self.process.kill()
+                    self.process.wait()
         return self
+
+    def _log_says(self, text: str) -> bool:
+        try:
+            return text in Path(self.log_path).read_text(errors="replace") if self.log_path else False
+        except OSError:
+            return False
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -133,18 +152,22 @@ class DevServer:
                         return
             except OSError:
                 time.sleep(0.1)
-        self.stop()
         raise DevServerError(f"livekit-server did not answer on {self.http_url} in {timeout} s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """End the process this object started (SIGTERM, then SIGKILL), then clean up."""
+        """End the process this object started, then clean up. livekit-server answers a first
+        SIGTERM by draining its rooms and a second one by exiting; SIGKILL is the last resort."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout)
+                self.process.wait(1.0)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout)
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None

@@ -128,9 +128,12 @@ class _SnapshotReader:
     REUSE_FOR = 300.0  # seconds; a cached token always has at least 5 minutes left
     MAX_TOKENS = 5000
 
-    def __init__(self, session: aiohttp.ClientSession, config: ServerConfig) -> None:
+    def __init__(self, session: aiohttp.ClientSession, config: ServerConfig, timeout: float) -> None:
         self._config = config
         self._twirp = TwirpClient(session, config.http_url, "livekit", failover=False)
+        # Passed on every request: TwirpClient otherwise sends timeout=None, which aiohttp reads
+        # as "no timeout at all" and which overrides the session's own timeout.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 3.0))
         self._tokens: dict[str, tuple[float, dict[str, str]]] = {}
 
     def _header(self, room: str | None) -> dict[str, str]:
@@ -154,7 +157,12 @@ class _SnapshotReader:
 
     async def list_rooms(self) -> list[models_pb.Room]:
         resp = await self._twirp.request(
-            "RoomService", "ListRooms", room_pb.ListRoomsRequest(), self._header(None), room_pb.ListRoomsResponse
+            "RoomService",
+            "ListRooms",
+            room_pb.ListRoomsRequest(),
+            self._header(None),
+            room_pb.ListRoomsResponse,
+            timeout=self._timeout,
         )
         return list(resp.rooms)
 
@@ -165,6 +173,7 @@ class _SnapshotReader:
             room_pb.ListParticipantsRequest(room=room),
             self._header(room),
             room_pb.ListParticipantsResponse,
+            timeout=self._timeout,
         )
         return list(resp.participants)
 
@@ -175,6 +184,7 @@ class _SnapshotReader:
             dispatch_pb.ListAgentDispatchRequest(room=room),
             self._header(room),
             dispatch_pb.ListAgentDispatchResponse,
+            timeout=self._timeout,
         )
         return list(resp.agent_dispatches)
 
@@ -246,7 +256,7 @@ class LiveKitGateway:
                     config=config,
                     session=session,
                     client=self._client(config, session),
-                    reader=_SnapshotReader(session, config),
+                    reader=_SnapshotReader(session, config, self._timeout),
                     health=ServerHealth(name, config.url),
                     sem=asyncio.Semaphore(self._concurrency),
                 )
@@ -396,7 +406,7 @@ class LiveKitGateway:
         started = time.perf_counter()
         session = self._session()
         try:
-            rooms = await _SnapshotReader(session, config).list_rooms()
+            rooms = await _SnapshotReader(session, config, self._timeout).list_rooms()
             return ConnectionResult(True, time.perf_counter() - started, rooms=len(rooms))
         except Exception as exc:  # noqa: BLE001
             return ConnectionResult(False, time.perf_counter() - started, error=classify(exc, config.name))
@@ -418,7 +428,8 @@ class LiveKitGateway:
 
         async def run() -> T:
             try:
-                result = await op(srv.client)
+                # SDK calls send timeout=None to aiohttp (no timeout), so bound them here.
+                result = await asyncio.wait_for(op(srv.client), self._timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
