@@ -13,7 +13,7 @@ interval = live.refresh_interval(svc.settings.refresh_seconds)
 
 @st.fragment(run_every=interval)
 def agents() -> None:
-    views = svc.gateway.live(max_age=1.0, wait=min(svc.settings.request_timeout, 3.0))
+    views = live.views(svc)
     live.server_banners(views)
     snapshots = [v.snapshot for v in views if v.snapshot is not None and v.snapshot.ok]
     dispatches = [d for s in snapshots for d in s.dispatches]

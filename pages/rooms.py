@@ -34,7 +34,7 @@ def matching_rooms(views):
 
 @st.fragment(run_every=interval)
 def room_list() -> None:
-    views = gw.live(max_age=1.0, wait=min(svc.settings.request_timeout, 3.0))
+    views = live.views(svc)
     live.server_banners(views)
     rooms = matching_rooms(views)
     st.caption(f"{len(rooms)} room(s)")
@@ -46,7 +46,7 @@ room_list()
 
 # The room picker and the controls sit outside the auto-refresh so a half-filled form is never
 # redrawn under the operator's hands; they use the snapshot of this run.
-views = gw.live(max_age=2.0, wait=min(svc.settings.request_timeout, 3.0))
+views = live.views(svc, max_age=2.0)
 choices = {(r.room.server, r.room.name): r for r in matching_rooms(views)}
 st.subheader("Room detail")
 if not choices:
@@ -63,7 +63,7 @@ server, room_name = picked
 
 @st.fragment(run_every=interval)
 def room_detail() -> None:
-    view = next((v for v in gw.live(max_age=1.0, wait=3.0) if v.server == server), None)
+    view = next((v for v in live.views(svc) if v.server == server), None)
     room = view.snapshot.room(room_name) if view and view.snapshot and view.snapshot.ok else None
     if room is None:
         st.warning("This room is gone from the server (ended, or closed when its last participant left).")

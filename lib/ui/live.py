@@ -11,6 +11,7 @@ import streamlit as st
 
 from ..livekit.errors import GatewayError
 from ..livekit.gateway import LiveView
+from ..services import Services
 from .format import clock, md, since
 
 T = TypeVar("T")
@@ -32,6 +33,12 @@ def refresh_interval(default: int) -> timedelta | None:
         help="How often the live pages ask the LiveKit servers again.",
     )
     return timedelta(seconds=seconds) if seconds else None
+
+
+def views(svc: Services, max_age: float = 1.0) -> list[LiveView]:
+    """Every server's live view for a page: snapshots younger than `max_age` seconds are shared
+    between sessions, and a page waits at most 3 s (or the request timeout) for fresh ones."""
+    return svc.gateway.live(max_age=max_age, wait=min(svc.settings.request_timeout, 3.0))
 
 
 def refreshed_caption(views: list[LiveView]) -> None:
