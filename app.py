@@ -8,10 +8,13 @@ import logging
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from lib import services
 from lib.api.health import healthz
+from lib.auth.routes import ROUTES as AUTH_ROUTES
+from lib.auth.routes import SignInRedirect
 
 log = logging.getLogger("dashboard")
 
@@ -23,12 +26,21 @@ def on_script_error(exc: Exception) -> bool:
     return True
 
 
+class _DropTraceback(logging.Filter):
+    """Starlette hands uvicorn the traceback of a failed lifespan and uvicorn logs it; the
+    reason is already logged in one line, so the traceback is noise to an operator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Traceback (most recent call last)")
+
+
 @asynccontextmanager
 async def lifespan(_app):  # type: ignore[no-untyped-def]
     try:
         await asyncio.to_thread(services.start)
     except Exception as exc:
         log.error("cannot start the dashboard: %s", exc)
+        logging.getLogger("uvicorn.error").addFilter(_DropTraceback())
         raise SystemExit(1) from None
     try:
         yield {}
@@ -40,5 +52,6 @@ app = st.App(
     "pages/navigation.py",
     lifespan=lifespan,
     on_script_error=on_script_error,
-    routes=[Route("/healthz", healthz, methods=["GET"])],
+    routes=[Route("/healthz", healthz, methods=["GET"]), *AUTH_ROUTES],
+    middleware=[Middleware(SignInRedirect)],
 )

@@ -71,10 +71,20 @@ class Settings:
     request_timeout: float
     snapshot_concurrency: int
     refresh_seconds: int
+    admin_username: str = "admin"
+    admin_password: str | None = field(default=None, repr=False)
+    session_secret: str | None = field(default=None, repr=False)
+    session_hours: float = 12.0
+    idle_minutes: float = 30.0
+    cookie_secure: bool = False
 
     @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
+
+    @property
+    def session_key_path(self) -> Path:
+        return self.data_dir / "session.key"
 
 
 def _read_secrets_file(path: Path) -> Mapping[str, Any]:
@@ -143,4 +153,10 @@ def load_settings(
             _number(pick("DASHBOARD_SNAPSHOT_CONCURRENCY"), "DASHBOARD_SNAPSHOT_CONCURRENCY", 32, 1, 256)
         ),
         refresh_seconds=int(_number(pick("DASHBOARD_REFRESH_SECONDS"), "DASHBOARD_REFRESH_SECONDS", 5, 1, 3600)),
+        admin_username=pick("DASHBOARD_ADMIN_USERNAME") or "admin",
+        admin_password=pick("DASHBOARD_ADMIN_PASSWORD") or None,
+        session_secret=pick("DASHBOARD_SESSION_SECRET") or None,
+        session_hours=_number(pick("DASHBOARD_SESSION_HOURS"), "DASHBOARD_SESSION_HOURS", 12, 0.1, 24 * 30),
+        idle_minutes=_number(pick("DASHBOARD_IDLE_MINUTES"), "DASHBOARD_IDLE_MINUTES", 30, 1, 24 * 60),
+        cookie_secure=pick("DASHBOARD_COOKIE_SECURE").lower() in ("1", "true", "yes"),
     )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .auth.audit import AuditLog
 from .config import ConfigError, ServerConfig, validate_url
 from .models import StoredServer
 from .secretbox import SecretBox
@@ -50,11 +51,13 @@ class ServerRegistry:
         sessions: sessionmaker[Session],
         box: SecretBox,
         default_server: ServerConfig | None,
+        audit: AuditLog | None = None,
         on_change: Callable[[list[ServerConfig]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._default = default_server
+        self._audit = audit
         self._on_change = on_change
 
     def list(self) -> list[ServerConfig]:
@@ -71,7 +74,9 @@ class ServerRegistry:
     def get(self, name: str) -> ServerConfig | None:
         return next((s for s in self.list() if s.name == name), None)
 
-    def _changed(self) -> None:
+    def _changed(self, actor: str, action: str, name: str, detail: str = "") -> None:
+        if self._audit:
+            self._audit.record(actor, action, name, detail=detail)
         if self._on_change:
             self._on_change(self.list())
 
@@ -82,7 +87,7 @@ class ServerRegistry:
                 "LIVEKIT_API_SECRET); change it there and restart"
             )
 
-    def add(self, name: str, url: str, api_key: str, api_secret: str) -> ServerConfig:
+    def add(self, name: str, url: str, api_key: str, api_secret: str, *, actor: str = "system") -> ServerConfig:
         name = validate_name(name)
         self._refuse_environment(name)
         url, api_key = _validate_credentials(url, api_key, api_secret)
@@ -93,10 +98,12 @@ class ServerRegistry:
                 )
         except IntegrityError:
             raise ServerRegistryError(f"a server named '{name}' already exists") from None
-        self._changed()
+        self._changed(actor, "server.add", name, f"url {url}")
         return ServerConfig(name, url, api_key, api_secret, "settings")
 
-    def update(self, name: str, *, url: str, api_key: str, api_secret: str | None = None) -> ServerConfig:
+    def update(
+        self, name: str, *, url: str, api_key: str, api_secret: str | None = None, actor: str = "system"
+    ) -> ServerConfig:
         """Change a stored server; `api_secret=None` keeps the stored secret."""
         self._refuse_environment(name)
         url, api_key = _validate_credentials(url, api_key, api_secret)
@@ -108,14 +115,14 @@ class ServerRegistry:
             if api_secret is not None:
                 row.api_secret_encrypted = self._box.encrypt(api_secret)
             secret = self._box.decrypt(row.api_secret_encrypted)
-        self._changed()
+        self._changed(actor, "server.update", name, f"url {url}" + ("; new secret" if api_secret is not None else ""))
         return ServerConfig(name, url, api_key, secret, "settings")
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, actor: str = "system") -> None:
         self._refuse_environment(name)
         with self._sessions.begin() as session:
             row = session.scalars(select(StoredServer).where(StoredServer.name == name)).one_or_none()
             if row is None:
                 raise ServerRegistryError(f"no server named '{name}'")
             session.delete(row)
-        self._changed()
+        self._changed(actor, "server.remove", name)

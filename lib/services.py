@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from datetime import timedelta
+
+from .auth.audit import AuditLog
+from .auth.sessions import SessionService
+from .auth.users import UserService
 from .config import Settings, load_settings
 from .db import make_engine, migrate, session_factory
 from .livekit.gateway import LiveKitGateway
@@ -26,6 +31,9 @@ class Services:
     sessions: sessionmaker[Session]
     servers: ServerRegistry
     gateway: LiveKitGateway
+    audit: AuditLog
+    users: UserService
+    logins: SessionService
 
     def close(self) -> None:
         self.gateway.close()
@@ -46,9 +54,19 @@ def build(settings: Settings) -> Services:
     gateway = LiveKitGateway(
         request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency
     )
-    registry = ServerRegistry(sessions, box, settings.default_server, on_change=gateway.set_servers)
+    audit = AuditLog(sessions)
+    registry = ServerRegistry(sessions, box, settings.default_server, audit, on_change=gateway.set_servers)
     gateway.set_servers(registry.list())
-    return Services(settings, engine, sessions, registry, gateway)
+    users = UserService(sessions, audit)
+    users.ensure_first_admin(settings.admin_username, settings.admin_password)
+    session_key = settings.session_secret or load_or_create_key(settings.session_key_path)
+    logins = SessionService(
+        sessions,
+        session_key.encode(),
+        lifetime=timedelta(hours=settings.session_hours),
+        idle=timedelta(minutes=settings.idle_minutes),
+    )
+    return Services(settings, engine, sessions, registry, gateway, audit, users, logins)
 
 
 def start(settings: Settings | None = None) -> Services:

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from lib import services
+from lib.auth import guard
 from lib.livekit.summary import agent_participants, count_jobs
 from lib.ui import live, tables
 
+guard.require_page("agents")
 svc = services.get()
 st.title("Agents")
 interval = live.refresh_interval(svc.settings.refresh_seconds)
@@ -13,6 +15,7 @@ interval = live.refresh_interval(svc.settings.refresh_seconds)
 
 @st.fragment(run_every=interval)
 def agents() -> None:
+    guard.recheck()
     views = live.views(svc)
     live.server_banners(views)
     snapshots = [v.snapshot for v in views if v.snapshot is not None and v.snapshot.ok]

@@ -3,10 +3,12 @@
 import streamlit as st
 
 from lib import services
+from lib.auth import guard
 from lib.livekit.summary import summarize
 from lib.ui import live, tables
 from lib.ui.format import clock, since
 
+guard.require_page("overview")
 svc = services.get()
 st.title("Overview")
 interval = live.refresh_interval(svc.settings.refresh_seconds)
@@ -14,6 +16,7 @@ interval = live.refresh_interval(svc.settings.refresh_seconds)
 
 @st.fragment(run_every=interval)
 def overview() -> None:
+    guard.recheck()
     views = live.views(svc)
     live.server_banners(views)
     summaries = [summarize(v.snapshot) for v in views if v.snapshot is not None and v.snapshot.ok]

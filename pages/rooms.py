@@ -4,17 +4,21 @@ and agent dispatches, with the operator controls."""
 import streamlit as st
 
 from lib import services
+from lib.auth import guard
 from lib.ui import controls, live, tables
 from lib.ui.format import clock, md
 
+user = guard.require_page("rooms")
 svc = services.get()
 gw = svc.gateway
 st.title("Rooms")
 live.show_flash()
 interval = live.refresh_interval(svc.settings.refresh_seconds)
 
-with st.expander("Create a room"):
-    controls.create_room_form(gw)
+can_control = guard.allowed(user, "control")
+if can_control:
+    with st.expander("Create a room"):
+        controls.create_room_form(gw)
 
 c1, c2 = st.columns([3, 2])
 search = c1.text_input("Search", placeholder="room name or metadata", key="room_search")
@@ -34,6 +38,7 @@ def matching_rooms(views):
 
 @st.fragment(run_every=interval)
 def room_list() -> None:
+    guard.recheck()
     views = live.views(svc)
     live.server_banners(views)
     rooms = matching_rooms(views)
@@ -63,6 +68,7 @@ server, room_name = picked
 
 @st.fragment(run_every=interval)
 def room_detail() -> None:
+    guard.recheck()
     view = next((v for v in live.views(svc) if v.server == server), None)
     room = view.snapshot.room(room_name) if view and view.snapshot and view.snapshot.ok else None
     if room is None:
@@ -97,6 +103,8 @@ def room_detail() -> None:
 
 room_detail()
 
+if not can_control:
+    st.stop()
 room = choices[picked]
 st.subheader("Controls")
 # Keyed so the chosen tab survives the rerun that follows every action.

@@ -3,15 +3,17 @@
 import streamlit as st
 
 from lib import services
+from lib.auth import guard
 from lib.config import ServerConfig
 from lib.livekit.gateway import ConnectionResult
 from lib.servers import ServerRegistryError
 from lib.ui import live
 from lib.ui.format import md
 
+user = guard.require_page("settings")
 svc = services.get()
 registry, gw = svc.servers, svc.gateway
-st.title("Settings")
+st.title("Servers")
 live.show_flash()
 
 
@@ -61,7 +63,7 @@ with st.form("add_server"):
             report(candidate.name, result)
             if save_clicked and result.ok:
                 try:
-                    registry.add(name, url, api_key, api_secret)
+                    registry.add(name, url, api_key, api_secret, actor=user.username)
                 except ServerRegistryError as exc:
                     st.error(str(exc))
                 else:
@@ -86,7 +88,7 @@ if stored:
             report(chosen.name, result)
             if result.ok:
                 try:
-                    registry.update(chosen.name, url=new_url, api_key=new_key, api_secret=new_secret or None)
+                    registry.update(chosen.name, url=new_url, api_key=new_key, api_secret=new_secret or None, actor=user.username)
                 except ServerRegistryError as exc:
                     st.error(str(exc))
                 else:
@@ -96,7 +98,7 @@ if stored:
                 st.warning("Not saved: the connection test failed.")
     if live.confirm("Remove server", f"remove_server_{chosen.name}", f"Stop watching '{chosen.name}' and forget its credentials?"):
         try:
-            registry.remove(chosen.name)
+            registry.remove(chosen.name, actor=user.username)
         except ServerRegistryError as exc:
             live.flash(str(exc), ok=False)
         else:

@@ -277,6 +277,15 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
     env.update(livekit)
     env["PYTHONUNBUFFERED"] = "1"
 
+    if not env.get("DASHBOARD_ADMIN_PASSWORD"):
+        # On a fresh install with no user, create `admin` with a random password, shown once.
+        made = subprocess.run([python_cmd, "-m", "lib.auth", "first-admin"], cwd=ROOT, env=env, text=True, capture_output=True)
+        if made.returncode != 0:
+            warn(made.stderr.strip() or "error: could not check for the first admin")
+            return 1
+        if made.stdout.strip():
+            say(f"==> {made.stdout.strip()}")
+
     if args.demo:
         sim = ROOT / "lib" / "sim"
         if (sim / "traffic.py").is_file() or (sim / "traffic" / "__main__.py").is_file():

@@ -27,6 +27,36 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 is_root() { [[ "$(id -u)" == "0" ]]; }
 
+apt_install() {  # apt-get install "$@"; refresh the package lists only when the first try fails
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; then
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+    fi
+}
+
+postgres_bin_dir() {  # the newest /usr/lib/postgresql/<major>/bin with initdb and pg_ctl
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5,5 -rn); do
+        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+stop_distribution_clusters() {  # Debian's postinst creates and starts <major>/main; stop it
+    local version cluster _rest
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+        while read -r version cluster _rest; do
+            pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+        done < <(pg_lsclusters --no-header 2>/dev/null)
+    fi
+    if command -v service >/dev/null 2>&1; then
+        service postgresql stop >/dev/null 2>&1 || true
+    fi
+}
+
 # Python >= 3.11 -------------------------------------------------------------------------------
 
 python_ok() {  # $1 is an interpreter that runs and is >= 3.11
@@ -127,7 +157,24 @@ if [[ "$TEST" == 1 ]]; then
         echo "warning: /usr/bin/chromium is missing, so the e2e tests cannot run." >&2
         echo "  On Debian run: sudo apt-get install chromium   (then run this again)" >&2
     fi
-    # Redis and PostgreSQL (scale-path tests) are not needed yet: nothing installs them here.
+
+    # PostgreSQL server binaries: the database tests initdb a private cluster of their own
+    # (tests/postgres.py), so the distribution's cluster must not be left running as a service.
+    if postgres_bin_dir >/dev/null; then
+        echo "==> PostgreSQL present ($(postgres_bin_dir))"
+    elif is_root && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing PostgreSQL with apt-get (for the database tests)"
+        apt_install --no-install-recommends postgresql
+        stop_distribution_clusters
+        if ! postgres_bin_dir >/dev/null; then
+            echo "error: apt-get installed postgresql but no initdb/pg_ctl is under /usr/lib/postgresql/*/bin" >&2
+            exit 1
+        fi
+    else
+        echo "warning: PostgreSQL (initdb, pg_ctl) is missing, so the PostgreSQL tests cannot run." >&2
+        echo "  On Debian run: sudo apt-get install postgresql   (then run this again)" >&2
+    fi
+    # Redis (scale-path tests) is not needed yet: nothing installs it here.
 fi
 
 # Runtime folders ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Root test harness: one real livekit-server per session, simulated participants, an agent
-worker, a small sync Server API helper and unique room names.
+worker, a small sync Server API helper and unique room names; one private PostgreSQL cluster per
+session and a fresh empty database per test on SQLite and on PostgreSQL.
 
 Any test that uses a server fixture (directly or through another fixture) is marked
 `integration`, so `-m integration` selects it and `-m "not integration"` leaves it out.
@@ -8,10 +9,12 @@ Any test that uses a server fixture (directly or through another fixture) is mar
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -21,6 +24,7 @@ from lib.aio import LoopThread
 from lib.livekit.devserver import DevServer, DevServerError, find_binary
 from lib.sim.agent_worker import AgentWorker
 from lib.sim.participants import ParticipantPool
+from tests.postgres import PostgresServer, PostgresUnavailable, create_database, drop_database
 
 T = TypeVar("T")
 
@@ -165,3 +169,37 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{prefix}-{slug}-{next(counter)}-{secrets.token_hex(3)}"
 
     return make
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A private PostgreSQL cluster on 127.0.0.1 (tests/postgres.py), started once per session;
+    the SQLAlchemy URL of an empty database on it."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        # In CI `make test` installs PostgreSQL, so its absence is a broken set-up, not a skip.
+        if _in_ci():
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        yield server.url().render_as_string(hide_password=False)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test, on each backend in turn."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dashboard.sqlite'}"
+        return
+    url = create_database(request.getfixturevalue("postgres_server"))
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        drop_database(url)

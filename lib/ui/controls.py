@@ -31,7 +31,9 @@ def create_room_form(gw: LiveKitGateway) -> None:
                 return
             live.act(
                 f"Create room '{name}' on {server}",
-                lambda: gw.create_room(
+                event="room.create",
+                target=f"{server}/{name}",
+                action=lambda: gw.create_room(
                     server,
                     name,
                     empty_timeout=int(empty_timeout),
@@ -47,11 +49,11 @@ def room_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
     with st.form(f"room_metadata_{server}_{name}"):
         metadata = st.text_area("Room metadata", value=room.room.metadata, max_chars=64_000)
         if st.form_submit_button("Update metadata"):
-            live.act("Update room metadata", lambda: gw.update_room_metadata(server, name, metadata))
+            live.act("Update room metadata", lambda: gw.update_room_metadata(server, name, metadata), event="room.metadata", target=f"{server}/{name}")
     st.divider()
     st.caption("Ending a room disconnects everyone in it and deletes it on the server.")
     if live.confirm("End room", f"end_{server}_{name}", f"End room '{name}' on {server} and disconnect its {len(room.participants)} participant(s)?"):
-        live.act(f"End room '{name}'", lambda: gw.delete_room(server, name))
+        live.act(f"End room '{name}'", lambda: gw.delete_room(server, name), event="room.delete", target=f"{server}/{name}")
 
 
 def _participant_label(p: Participant) -> str:
@@ -82,6 +84,8 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
                 live.act(
                     f"{'Unmute' if t.muted else 'Mute'} {t.source} track of {identity}",
                     lambda t=t: gw.mute_track(server, room_name, identity, t.sid, not t.muted),
+                    event="track.unmute" if t.muted else "track.mute",
+                    target=f"{server}/{room_name}/{identity}/{t.sid}",
                 )
         st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
     with perms_tab:
@@ -95,7 +99,12 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             hidden = st.checkbox("Hidden from other participants", perm.hidden)
             if st.form_submit_button("Update permissions"):
                 update = PermissionUpdate(can_subscribe, can_publish, can_publish_data, tuple(sources), can_update_metadata, hidden)
-                live.act(f"Update permissions of {identity}", lambda: gw.update_participant(server, room_name, identity, permission=update))
+                live.act(
+                    f"Update permissions of {identity}",
+                    lambda: gw.update_participant(server, room_name, identity, permission=update),
+                    event="participant.permissions",
+                    target=f"{server}/{room_name}/{identity}",
+                )
     with info_tab:
         with st.form(f"info_{key}"):
             name = st.text_input("Name", value=p.name, max_chars=1024)
@@ -117,11 +126,13 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
                 live.act(
                     f"Update {identity}",
                     lambda: gw.update_participant(server, room_name, identity, name=name, metadata=metadata, attributes={**attributes, **removed}),
+                    event="participant.update",
+                    target=f"{server}/{room_name}/{identity}",
                 )
     with remove_tab:
         st.caption("Removing disconnects the participant; they can rejoin if their token is still valid.")
         if live.confirm("Remove participant", f"remove_{key}", f"Remove {identity} from '{room_name}'?"):
-            live.act(f"Remove {identity}", lambda: gw.remove_participant(server, room_name, identity))
+            live.act(f"Remove {identity}", lambda: gw.remove_participant(server, room_name, identity), event="participant.remove", target=f"{server}/{room_name}/{identity}")
 
 
 def data_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
@@ -140,6 +151,9 @@ def data_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             live.act(
                 f"Send data to {who}",
                 lambda: gw.send_data(server, room_name, payload.encode(), topic=topic, destination_identities=to, reliable=reliable),
+                event="data.send",
+                # Who it went to, never the message itself.
+                target=f"{server}/{room_name} to {who} (topic {topic or '-'}, {len(payload.encode())} bytes)",
             )
 
 
@@ -152,10 +166,10 @@ def dispatch_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             if not agent_name.strip():
                 st.error("Name the agent to dispatch.")
                 return
-            live.act(f"Dispatch agent '{agent_name}'", lambda: gw.create_dispatch(server, room_name, agent_name, metadata))
+            live.act(f"Dispatch agent '{agent_name}'", lambda: gw.create_dispatch(server, room_name, agent_name, metadata), event="dispatch.create", target=f"{server}/{room_name}/{agent_name}")
     if room.dispatches:
         ids = [d.id for d in room.dispatches]
         by_id = {d.id: d for d in room.dispatches}
         chosen = st.selectbox("Dispatch", ids, format_func=lambda i: f"{i} · {by_id[i].agent_name or '(automatic)'}", key=f"dsel_{server}_{room_name}")
         if live.confirm("Delete dispatch", f"deldisp_{server}_{room_name}_{chosen}", f"Delete dispatch {chosen}? Its running agent job is ended."):
-            live.act(f"Delete dispatch {chosen}", lambda: gw.delete_dispatch(server, room_name, chosen))
+            live.act(f"Delete dispatch {chosen}", lambda: gw.delete_dispatch(server, room_name, chosen), event="dispatch.delete", target=f"{server}/{room_name}/{chosen}")

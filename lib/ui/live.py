@@ -9,9 +9,10 @@ from typing import TypeVar
 
 import streamlit as st
 
+from .. import services
+from ..auth import guard
 from ..livekit.errors import GatewayError
 from ..livekit.gateway import LiveView
-from ..services import Services
 from .format import clock, md, since
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def refresh_interval(default: int) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds else None
 
 
-def views(svc: Services, max_age: float = 1.0) -> list[LiveView]:
+def views(svc: services.Services, max_age: float = 1.0) -> list[LiveView]:
     """Every server's live view for a page: snapshots younger than `max_age` seconds are shared
     between sessions, and a page waits at most 3 s (or the request timeout) for fresh ones."""
     return svc.gateway.live(max_age=max_age, wait=min(svc.settings.request_timeout, 3.0))
@@ -77,14 +78,28 @@ def show_flash() -> None:
         (st.success if ok else st.error)(md(message))
 
 
-def act(what: str, action: Callable[[], T]) -> T | None:
-    """Run one control, report success or the server's error, and rerun to show the new state."""
+def _audit(event: str, target: str, result: str, detail: str = "") -> None:
+    user = guard.current_user(touch=False)
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no browser context
+        address = ""
+    address = address if isinstance(address, str) else ""  # AppTest answers with a stand-in
+    services.get().audit.record(user.username if user else "(no session)", event, target, result, detail, address)
+
+
+def act(what: str, action: Callable[[], T], *, event: str, target: str) -> T | None:
+    """Run one control, record it in the audit trail, report success or the server's error,
+    and rerun to show the new state. `event` names the action (e.g. "room.delete"), `target`
+    what it acted on (server/room/identity)."""
     try:
         result = action()
     except GatewayError as exc:
+        _audit(event, target, "failed", f"{exc.category.value}: {exc.detail}")
         flash(f"{what} failed: {exc.category.value}: {exc.detail}", ok=False)
         st.rerun()
         return None
+    _audit(event, target, "ok")
     flash(f"{what}: done.")
     st.rerun()
     return result

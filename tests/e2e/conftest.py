@@ -63,6 +63,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     return report
 
 
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "e2e-admin-" + secrets.token_urlsafe(12)
+
+
 class Dashboard:
     """One `streamlit run app.py` subprocess; `stop()` ends it by its PID."""
 
@@ -82,6 +86,8 @@ class Dashboard:
             "LIVEKIT_API_SECRET": self._server.api_secret,
             "DASHBOARD_DATA_DIR": str(self._data_dir),
             "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+            "DASHBOARD_ADMIN_USERNAME": ADMIN_USER,
+            "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
         command = [
             sys.executable, "-m", "streamlit", "run", "app.py",
@@ -165,7 +171,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, dashboard: str) -> Iterator[Page]:
+def anonymous_page(browser: Browser, dashboard: str) -> Iterator[Page]:
     """A fresh browser context (own cookies, own Streamlit session) with `dashboard` as base URL."""
     context = browser.new_context(viewport=VIEWPORT, base_url=dashboard)
     context.set_default_timeout(APP_TIMEOUT_MS)
@@ -174,6 +180,22 @@ def page(browser: Browser, dashboard: str) -> Iterator[Page]:
         yield page
     finally:
         context.close()
+
+
+def sign_in(page: Page, username: str, password: str, path: str = "/") -> None:
+    """Through the real sign-in form, as a person would."""
+    page.goto(path)
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def page(anonymous_page: Page) -> Page:
+    """A browser signed in as the admin the dashboard was started with."""
+    sign_in(anonymous_page, ADMIN_USER, ADMIN_PASSWORD)
+    expect(anonymous_page.locator("[data-testid='stMain'] h1").first).to_be_visible(timeout=APP_TIMEOUT_MS)
+    return anonymous_page
 
 
 def wait_idle(page: Page, timeout_ms: int = APP_TIMEOUT_MS) -> None:

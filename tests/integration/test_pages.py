@@ -13,6 +13,7 @@ from livekit import api
 from streamlit.testing.v1 import AppTest
 
 from lib import services
+from lib.auth.guard import TOKEN_STATE_KEY
 from lib.config import load_settings
 from lib.livekit.devserver import REPO_ROOT, DevServer, free_port
 from lib.services import Services
@@ -42,9 +43,12 @@ def dashboard(livekit_server: DevServer, tmp_path: Path) -> Iterator[Services]:
     }
     services.stop()
     svc = services.start(load_settings(env, tmp_path / "none.toml"))
+    admin = svc.users.create("page-admin", "page-admin-password", "admin")
+    SESSION["cookie"] = svc.logins.create(admin.id)[0]
     try:
         yield svc
     finally:
+        SESSION.clear()
         services.stop()
 
 
@@ -60,8 +64,12 @@ def ended_rooms(lk_api) -> Iterator[list[str]]:
             pass  # the test ended it already
 
 
+SESSION: dict[str, str] = {}  # the signed-in admin's cookie value for this test
+
+
 def run_page(name: str) -> AppTest:
     at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=30)
+    at.session_state[TOKEN_STATE_KEY] = SESSION["cookie"]
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

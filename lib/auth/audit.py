@@ -1,0 +1,84 @@
+"""The audit trail: every sign-in, control action, token issued and settings change, with who,
+when, what, target and result. Never holds a secret: callers pass names, not credentials."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..models import AuditEvent
+
+RESULTS = ("ok", "failed", "refused")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    result: str
+    detail: str
+    address: str
+
+
+class AuditLog:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def record(self, actor: str, action: str, target: str = "", result: str = "ok", detail: str = "", address: str = "") -> None:
+        if result not in RESULTS:
+            raise ValueError(f"result must be one of {RESULTS}")
+        with self._sessions.begin() as session:
+            session.add(
+                AuditEvent(actor=actor[:64], action=action[:64], target=target[:2000], result=result, detail=detail[:4000], address=address[:64])
+            )
+
+    def query(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        result: str | None = None,
+        text: str | None = None,
+        limit: int = 5000,
+    ) -> list[AuditRecord]:
+        stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+        if since:
+            stmt = stmt.where(AuditEvent.at >= since)
+        if until:
+            stmt = stmt.where(AuditEvent.at <= until)
+        if actor:
+            stmt = stmt.where(AuditEvent.actor == actor)
+        if action:
+            stmt = stmt.where(AuditEvent.action == action)
+        if result:
+            stmt = stmt.where(AuditEvent.result == result)
+        if text:
+            like = f"%{text}%"
+            stmt = stmt.where(AuditEvent.target.ilike(like) | AuditEvent.detail.ilike(like))
+        with self._sessions() as session:
+            rows = session.scalars(stmt).all()
+        return [AuditRecord(r.at, r.actor, r.action, r.target, r.result, r.detail, r.address) for r in rows]
+
+    def actions(self) -> list[str]:
+        with self._sessions() as session:
+            return sorted(session.scalars(select(AuditEvent.action).distinct()).all())
+
+
+def to_csv(records: list[AuditRecord]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at", "actor", "action", "target", "result", "detail", "address"])
+    for r in records:
+        # A leading = + - @ would make a spreadsheet run the cell as a formula.
+        cells = [r.at.isoformat(), r.actor, r.action, r.target, r.result, r.detail, r.address]
+        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
+    return out.getvalue()

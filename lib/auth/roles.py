@@ -1,0 +1,42 @@
+"""Roles and what each may reach. Pages and routes name a capability; this table decides."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    HOST = "host"
+    ANALYST = "analyst"
+
+
+ROLES = tuple(r.value for r in Role)
+
+# Every page of the app and the roles that may open it. Admins may open everything.
+PAGE_ROLES: dict[str, frozenset[str]] = {
+    "overview": frozenset({"admin", "operator", "analyst"}),
+    "rooms": frozenset({"admin", "operator"}),
+    "agents": frozenset({"admin", "operator"}),
+    "account": frozenset(ROLES),
+    "settings": frozenset({"admin"}),
+    "users": frozenset({"admin"}),
+    "audit": frozenset({"admin"}),
+}
+
+# Actions beyond seeing a page.
+CAPABILITY_ROLES: dict[str, frozenset[str]] = {
+    "control": frozenset({"admin", "operator"}),  # create/end rooms, mute, remove, send data, dispatch
+    "manage_servers": frozenset({"admin"}),
+    "manage_users": frozenset({"admin"}),
+    "read_audit": frozenset({"admin"}),
+}
+
+
+def may_open(role: str, page: str) -> bool:
+    return role in PAGE_ROLES.get(page, frozenset())
+
+
+def may(role: str, capability: str) -> bool:
+    return role in CAPABILITY_ROLES.get(capability, frozenset())

@@ -1,0 +1,39 @@
+"""Account: who is signed in, until when, change one's own password, sign out."""
+
+import streamlit as st
+
+from lib import services
+from lib.auth import guard
+from lib.auth.users import UserError
+from lib.ui import live
+from lib.ui.format import clock
+
+user = guard.require_page("account")
+svc = services.get()
+st.title("Account")
+live.show_flash()
+st.write(f"Signed in as **{user.username}**, role **{user.role}**.")
+st.caption(
+    f"This session ends at {clock(user.expires_at)}, or after {svc.settings.idle_minutes:g} minutes without activity."
+)
+st.link_button("Sign out", "/auth/logout")
+
+st.subheader("Change password")
+with st.form("change_password", clear_on_submit=False):
+    current = st.text_input("Current password", type="password")
+    new = st.text_input("New password", type="password", help="At least 10 characters, at most 72 bytes.")
+    again = st.text_input("New password again", type="password")
+    if st.form_submit_button("Change password"):
+        if new != again:
+            st.error("The new passwords differ.")
+        elif not svc.users.check_password(user.username, current):
+            st.error("The current password is wrong.")
+        else:
+            try:
+                svc.users.reset_password(user.username, new, actor=user.username)
+            except UserError as exc:
+                st.error(str(exc))
+            else:
+                # Changing the password signs out every session, this one included.
+                live.flash("Password changed. Sign in again with the new one.")
+                st.rerun()
