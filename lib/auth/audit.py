@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,7 +66,11 @@ class AuditLog:
             stmt = stmt.where(AuditEvent.target.ilike(like) | AuditEvent.detail.ilike(like))
         with self._sessions() as session:
             rows = session.scalars(stmt).all()
-        return [AuditRecord(r.at, r.actor, r.action, r.target, r.result, r.detail, r.address) for r in rows]
+        # SQLite hands back naive datetimes; every time stored here is UTC.
+        return [
+            AuditRecord(r.at if r.at.tzinfo else r.at.replace(tzinfo=timezone.utc), r.actor, r.action, r.target, r.result, r.detail, r.address)
+            for r in rows
+        ]
 
     def actions(self) -> list[str]:
         with self._sessions() as session:

@@ -44,12 +44,13 @@ class SignInResult:
     message: str = ""  # what to tell the person when `user` is None
 
 
-def _info(u: User) -> UserInfo:
-    return UserInfo(u.id, u.username, u.role, u.disabled, u.created_at, u.last_login_at)
-
-
 def _utc(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _info(u: User) -> UserInfo:
+    return UserInfo(u.id, u.username, u.role, u.disabled, _utc(u.created_at), _utc(u.last_login_at) if u.last_login_at else None)
 
 
 def validate_username(username: str) -> str:

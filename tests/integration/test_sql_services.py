@@ -1,0 +1,85 @@
+"""Users, sign-in lockout, sessions and the audit trail on both SQL backends (SQLite and a real
+PostgreSQL started by the test set-up)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+
+from lib.auth.audit import AuditLog, to_csv
+from lib.auth.sessions import SessionService
+from lib.auth.users import LOCKED_OUT, SIGN_IN_FAILED, UserError, UserService
+from lib.db import make_engine, migrate, session_factory
+from lib.models import LoginSession
+
+
+@pytest.fixture
+def store(database_url):
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    audit = AuditLog(sessions)
+    yield UserService(sessions, audit), SessionService(sessions, b"k" * 32, timedelta(hours=1), timedelta(minutes=30)), audit, sessions
+    engine.dispose()
+
+
+def test_users_sign_in_and_lock_out_after_five_failures(store):
+    users, _, audit, _ = store
+    users.create("olga", "olga-password-1", "operator", actor="test")
+    assert users.sign_in("olga", "olga-password-1", "10.0.0.1").user.role == "operator"
+    for _ in range(5):
+        assert users.sign_in("olga", "wrong-password", "10.0.0.2").message == SIGN_IN_FAILED
+    refused = users.sign_in("olga", "olga-password-1", "10.0.0.3")
+    assert refused.user is None and refused.message == LOCKED_OUT
+    for _ in range(5):
+        users.sign_in("nobody", "wrong-password", "10.0.0.4")
+    assert users.sign_in("nobody", "anything-at-all", "10.0.0.5").message == LOCKED_OUT
+    actions = [r.action for r in audit.query()]
+    assert actions.count("login.failed") == 10 and actions.count("login.refused") == 2 and "login" in actions
+
+
+def test_sessions_resolve_expire_when_idle_and_end_on_revoke(store):
+    users, logins, _, sessions = store
+    user = users.create("pia", "pia-password-1", "analyst")
+    cookie, expires = logins.create(user.id)
+    assert logins.resolve(cookie).username == "pia" and expires > datetime.now(timezone.utc)
+    assert logins.resolve(cookie[:-1] + ("0" if cookie[-1] != "0" else "1")) is None  # tampered mac
+    with sessions.begin() as s:
+        s.execute(update(LoginSession).values(last_seen_at=datetime.now(timezone.utc) - timedelta(minutes=31)))
+    assert logins.resolve(cookie) is None  # idle too long
+    second, _ = logins.create(user.id)
+    logins.revoke(second)
+    assert logins.resolve(second) is None
+
+
+def test_role_changes_guard_the_last_admin_and_disabling_signs_out(store):
+    users, logins, _, _ = store
+    admin = users.create("root-admin", "admin-password-1", "admin")
+    with pytest.raises(UserError, match="last active admin"):
+        users.set_role("root-admin", "analyst", actor="test")
+    with pytest.raises(UserError, match="last active admin"):
+        users.set_disabled("root-admin", True, actor="test")
+    other = users.create("quinn", "quinn-password", "host")
+    cookie, _ = logins.create(other.id)
+    users.set_disabled("quinn", True, actor="root-admin")
+    assert logins.resolve(cookie) is None
+    assert users.sign_in("quinn", "quinn-password", "10.1.1.1").message == SIGN_IN_FAILED
+    assert admin.role == "admin"
+
+
+def test_audit_filters_and_csv_export_defuse_formulas(store):
+    _, _, audit, _ = store
+    audit.record("olga", "room.create", "=HYPERLINK(\"http://x\")", "ok")
+    audit.record("olga", "participant.remove", "default/r/bob", "failed", "not found: gone")
+    audit.record("pia", "login", "pia", "ok", address="10.0.0.9")
+    assert [r.action for r in audit.query(actor="olga", result="failed")] == ["participant.remove"]
+    assert [r.actor for r in audit.query(text="bob")] == ["olga"]
+    assert audit.actions() == ["login", "participant.remove", "room.create"]
+    header, row = csv.reader(io.StringIO(to_csv(audit.query(action="room.create"))))
+    assert header == ["at", "actor", "action", "target", "result", "detail", "address"]
+    assert row[3] == "'=HYPERLINK(\"http://x\")"  # a spreadsheet shows it as text instead of running it
+    assert row[0].endswith("+00:00")  # times are exported as UTC on both backends
