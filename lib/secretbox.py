@@ -30,15 +30,24 @@ def _fernet_key(material: str) -> bytes:
 
 
 def load_or_create_key(path: Path) -> str:
-    """Read the key file, or create it with 0600 permissions when it does not exist."""
+    """Read the key file, or create it with 0600 permissions when it does not exist.
+
+    The key is written to a private temporary file first and then linked into place, so a
+    second process starting at the same moment reads either no file or the whole key."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path.read_text().strip()
+    key = Fernet.generate_key().decode()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        os.link(temporary, path)  # fails if another process got there first
     except FileExistsError:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        key = Fernet.generate_key().decode()
-        handle.write(key + "\n")
+    finally:
+        temporary.unlink(missing_ok=True)
     return key
 
 

@@ -103,7 +103,8 @@ async def login_submit(request: Request) -> Response:
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "/")))
     csrf = str(form.get("csrf", ""))
-    if not csrf or not secrets.compare_digest(csrf, request.cookies.get(CSRF_COOKIE, "")):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and both come from the client.
+    if not csrf or not secrets.compare_digest(csrf.encode(), request.cookies.get(CSRF_COOKIE, "").encode()):
         return _login_form(next_path, username, "The form expired. Please sign in again.", 400)
     result = svc.users.sign_in(username, password, client_address(request))
     if result.user is None:
@@ -123,7 +124,22 @@ async def login_submit(request: Request) -> Response:
     return response
 
 
+async def logout_page(request: Request) -> Response:
+    """A GET only asks: signing out on a plain link would let any site sign people out."""
+    if current_user(request) is None:
+        return RedirectResponse("/auth/login", status_code=303)
+    csrf = secrets.token_urlsafe(24)
+    body = f"""<h1>Sign out?</h1><form method="post" action="/auth/logout">
+<input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form>
+<p class="note"><a href="/">Back to the dashboard</a></p>"""
+    return _page(body, csrf=csrf)
+
+
 async def logout(request: Request) -> Response:
+    form = await request.form()
+    csrf = str(form.get("csrf", ""))
+    if not csrf or not secrets.compare_digest(csrf.encode(), request.cookies.get(CSRF_COOKIE, "").encode()):
+        return RedirectResponse("/auth/logout", status_code=303)
     svc = services.current()
     cookie = request.cookies.get(COOKIE_NAME)
     if svc is not None:
@@ -133,13 +149,15 @@ async def logout(request: Request) -> Response:
             svc.audit.record(user.username, "logout", user.username, address=client_address(request))
     response = RedirectResponse("/auth/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/auth/")
     return response
 
 
 ROUTES = [
     Route("/auth/login", login_page, methods=["GET"]),
     Route("/auth/login", login_submit, methods=["POST"]),
-    Route("/auth/logout", logout, methods=["GET", "POST"]),
+    Route("/auth/logout", logout_page, methods=["GET"]),
+    Route("/auth/logout", logout, methods=["POST"]),
 ]
 
 

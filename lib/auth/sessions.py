@@ -62,7 +62,8 @@ class SessionService:
         if not cookie or len(cookie) > 256 or "." not in cookie:
             return None
         token, mac = cookie.rsplit(".", 1)
-        return token if hmac.compare_digest(mac, self._mac(token)) else None
+        # As bytes: compare_digest raises TypeError on a non-ASCII str, and the cookie is the client's.
+        return token if hmac.compare_digest(mac.encode(), self._mac(token).encode()) else None
 
     def resolve(self, cookie: str | None, *, touch: bool = True) -> CurrentUser | None:
         """The signed-in user behind a cookie value, or None. `touch` counts this as activity."""

@@ -1,0 +1,556 @@
+"""Signing in over real HTTP (`streamlit run app.py` in a subprocess, driven with httpx): the
+session cookie, one answer for every failure, CSRF, lockout per user and per address, sign-out,
+tampered and stale cookies, password rules, the first admin and the create-user command.
+
+Every request comes from its own loopback address (127.0.0.x) where lockout counts matter, so
+the failures one test makes never lock another test out."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from streamlit.testing.v1 import AppTest
+
+from lib import services
+from lib.auth.guard import TOKEN_STATE_KEY
+from lib.auth.routes import CSRF_COOKIE
+from lib.auth.sessions import COOKIE_NAME, SessionService
+from lib.auth.users import LOCKED_OUT, LOCKOUT_FAILURES, SIGN_IN_FAILED, UserError
+from lib.config import REPO_ROOT, load_settings
+from lib.livekit.devserver import free_port
+from lib.models import LoginSession, User
+from lib.services import Services
+
+PAGES = REPO_ROOT / "pages"
+NO_SECRETS_FILE = Path("/nonexistent/secrets.toml")  # settings come from the environment only
+ADMIN_PASSWORD = "auth-admin-" + secrets.token_urlsafe(12)
+PASSWORD = "right-password-" + secrets.token_urlsafe(8)
+NOT_SIGNED_IN = "Your session has ended or you are not signed in."
+FORM_EXPIRED = "The form expired. Please sign in again."
+# Users the tests sign in as (besides the first admin), each used by one behaviour only.
+USERS = {"wrong-pw-user": "operator", "locked-user": "operator", "compared-user": "host", "address-victim": "analyst", "viewer": "analyst", "disabled-user": "analyst", "ended-user": "operator"}
+_addresses = (f"127.0.0.{n}" for n in itertools.count(10))
+
+
+def fresh_address() -> str:
+    """A loopback address no request of this module has come from yet."""
+    return next(_addresses)
+
+
+def base_env() -> dict[str, str]:
+    """This process's environment without any dashboard or LiveKit setting of the developer's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DASHBOARD_")) and k not in ("DATABASE_URL", "FORWARDED_ALLOW_IPS")}
+
+
+class AppProcess:
+    """One `streamlit run app.py` on a free loopback port with the given settings; its output
+    goes to a log file, and `stop()` ends it by its PID."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.env = {**base_env(), **env}
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> AppProcess:
+        command = [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.address", "127.0.0.1",
+            "--server.port", self.url.rsplit(":", 1)[1],
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the dashboard exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=3).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the dashboard did not answer /healthz in {timeout:.0f} s:\n{self.log()}")
+
+    def client(self, address: str = "127.0.0.1") -> httpx.Client:
+        """A client whose requests come from `address` (any 127.0.0.x reaches the app)."""
+        return httpx.Client(base_url=self.url, transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> AppProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+def sign_in(client: httpx.Client, username: str, password: str, next_path: str = "/") -> httpx.Response:
+    """Fetch the form (and its CSRF cookie) and submit it, as a browser does."""
+    form = client.get("/auth/login", params={"next": next_path})
+    assert form.status_code == 200, form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    return client.post("/auth/login", data={"csrf": csrf.group(1), "username": username, "password": password, "next": next_path})
+
+
+def sign_in_from(app: AppProcess, address: str, username: str, password: str) -> httpx.Response:
+    with app.client(address) as client:
+        return sign_in(client, username, password)
+
+
+def error_message(response: httpx.Response) -> str:
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', response.text)
+    return html.unescape(found.group(1)) if found else ""
+
+
+def set_cookies(response: httpx.Response) -> dict[str, Morsel[str]]:
+    cookies: dict[str, Morsel[str]] = {}
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        cookies.update(jar)
+    return cookies
+
+
+def page_request(app: AppProcess, path: str, cookie: str | None) -> httpx.Response:
+    """A browser's request for a page, with `cookie` as the session cookie (sent as raw bytes,
+    so a tampered value may hold any character)."""
+    headers = [(b"accept", b"text/html")]
+    if cookie is not None:
+        headers.append((b"cookie", f"{COOKIE_NAME}={cookie}".encode()))
+    with app.client() as client:
+        return client.get(path, headers=headers)
+
+
+def sent_to_sign_in(response: httpx.Response, path: str) -> bool:
+    return response.status_code == 303 and response.headers["location"] == f"/auth/login?next={quote(path, safe='')}"
+
+
+def account_page(cookie: str) -> AppTest:
+    """The account page run in this process with `cookie` in the AppTest seam for cookies."""
+    at = AppTest.from_file(str(PAGES / "account.py"), default_timeout=30)
+    at.session_state[TOKEN_STATE_KEY] = cookie
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """The dashboard started for the first time with DASHBOARD_ADMIN_PASSWORD."""
+    data = tmp_path_factory.mktemp("auth")
+    env = {
+        "DASHBOARD_DATA_DIR": str(data / "data"),
+        "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    with AppProcess(env, data / "app.log").start() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def svc(app: AppProcess) -> Iterator[Services]:
+    """This process's services over the app's database and keys, with the test users."""
+    services.stop()
+    built = services.start(load_settings(app.env, NO_SECRETS_FILE))
+    for username, role in USERS.items():
+        built.users.create(username, PASSWORD, role)
+    try:
+        yield built
+    finally:
+        services.stop()
+
+
+def user_id(svc: Services, username: str) -> int:
+    user = svc.users.get(username)
+    assert user is not None
+    return user.id
+
+
+# ----- signing in ---------------------------------------------------------------------------
+
+
+def test_sign_in_sets_an_http_only_lax_session_cookie_for_the_whole_site(app: AppProcess) -> None:
+    with app.client() as client:
+        response = sign_in(client, "admin", ADMIN_PASSWORD, "/rooms")
+
+        assert response.status_code == 303 and response.headers["location"] == "/rooms"
+        session = set_cookies(response)[COOKIE_NAME]
+        assert session["httponly"] is True
+        assert session["samesite"].lower() == "lax"
+        assert session["path"] == "/"
+        assert int(session["max-age"]) == 12 * 3600  # DASHBOARD_SESSION_HOURS' default
+        assert set_cookies(response)[CSRF_COOKIE]["max-age"] == "0", "the form's CSRF cookie is cleared"
+        assert client.get("/rooms", headers={"accept": "text/html"}).status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_sign_in_never_sends_the_browser_to_another_site(app: AppProcess, target: str) -> None:
+    with app.client() as client:
+        response = sign_in(client, "admin", ADMIN_PASSWORD, target)
+
+    assert response.status_code == 303 and response.headers["location"] == "/"
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(app: AppProcess, svc: Services) -> None:
+    address = fresh_address()
+    wrong_password = sign_in_from(app, address, "wrong-pw-user", "not-the-password")
+    unknown_user = sign_in_from(app, address, "nobody-" + secrets.token_hex(4), PASSWORD)
+
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert error_message(wrong_password) == error_message(unknown_user) == SIGN_IN_FAILED
+    assert COOKIE_NAME not in set_cookies(wrong_password) and COOKIE_NAME not in set_cookies(unknown_user)
+
+
+@pytest.mark.parametrize("forgery", ["missing", "different", "no cookie", "non-ascii"])
+def test_sign_in_without_the_matching_csrf_token_is_refused(app: AppProcess, forgery: str) -> None:
+    with app.client() as client:
+        form = client.get("/auth/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        fields = {"username": "admin", "password": ADMIN_PASSWORD, "next": "/"}
+        if forgery == "different":
+            fields["csrf"] = secrets.token_urlsafe(24)
+        elif forgery == "no cookie":
+            client.cookies.clear()
+            fields["csrf"] = token
+        elif forgery == "non-ascii":
+            fields["csrf"] = token[:-1] + "é"
+        response = client.post("/auth/login", data=fields)
+
+    assert response.status_code == 400
+    assert error_message(response) == FORM_EXPIRED
+    assert COOKIE_NAME not in set_cookies(response)
+
+
+# ----- lockout ------------------------------------------------------------------------------
+
+
+def lock_user(app: AppProcess, username: str) -> None:
+    """Five failures for `username`, each from another address, so only the user name counts."""
+    for _ in range(LOCKOUT_FAILURES):
+        response = sign_in_from(app, fresh_address(), username, "wrong-password-123")
+        assert error_message(response) == SIGN_IN_FAILED
+
+
+def test_five_failures_lock_a_user_out_even_with_the_right_password(app: AppProcess, svc: Services) -> None:
+    lock_user(app, "locked-user")
+
+    right = sign_in_from(app, fresh_address(), "locked-user", PASSWORD)
+
+    assert right.status_code == 401 and error_message(right) == LOCKED_OUT
+    assert COOKIE_NAME not in set_cookies(right)
+    assert [r.result for r in svc.audit.query(action="login.refused", actor="locked-user")] == ["refused"]
+
+
+def test_a_locked_user_name_gets_the_same_answer_whether_or_not_it_exists(app: AppProcess, svc: Services) -> None:
+    ghost = "ghost-" + secrets.token_hex(4)
+    assert svc.users.get(ghost) is None
+    lock_user(app, ghost)
+    lock_user(app, "compared-user")
+
+    existing = sign_in_from(app, fresh_address(), "compared-user", PASSWORD)
+    missing = sign_in_from(app, fresh_address(), ghost, PASSWORD)
+
+    assert existing.status_code == missing.status_code == 401
+    assert error_message(existing) == error_message(missing) == LOCKED_OUT
+
+
+def test_five_failures_from_one_address_lock_that_address_for_every_user(app: AppProcess) -> None:
+    address = fresh_address()
+    for n in range(LOCKOUT_FAILURES):
+        assert error_message(sign_in_from(app, address, f"guess-{n}-{secrets.token_hex(3)}", "guessed-password")) == SIGN_IN_FAILED
+
+    from_there = sign_in_from(app, address, "address-victim", PASSWORD)
+    from_elsewhere = sign_in_from(app, fresh_address(), "address-victim", PASSWORD)
+
+    assert from_there.status_code == 401 and error_message(from_there) == LOCKED_OUT
+    assert from_elsewhere.status_code == 303, "the user name itself is not locked"
+
+
+# ----- sign-out and stale or tampered cookies -----------------------------------------------
+
+
+def test_sign_out_clears_the_cookie_and_the_old_value_stops_working(app: AppProcess, svc: Services) -> None:
+    with app.client() as client:
+        assert sign_in(client, "viewer", PASSWORD).status_code == 303
+        cookie = client.cookies[COOKIE_NAME]
+        assert page_request(app, "/rooms", cookie).status_code == 200
+
+        # A bare POST (what another site could send) does not sign out.
+        forged = client.post("/auth/logout")
+        assert forged.status_code == 303 and forged.headers["location"] == "/auth/logout"
+        assert svc.logins.resolve(cookie) is not None
+
+        confirm = client.get("/auth/logout")
+        assert confirm.status_code == 200 and "Sign out?" in confirm.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', confirm.text).group(1)
+        response = client.post("/auth/logout", data={"csrf": csrf})
+
+        assert response.status_code == 303 and response.headers["location"] == "/auth/login"
+        cleared = set_cookies(response)[COOKIE_NAME]
+        assert cleared.value == "" and cleared["max-age"] == "0" and cleared["path"] == "/"
+        assert COOKIE_NAME not in client.cookies
+    assert sent_to_sign_in(page_request(app, "/rooms", cookie), "/rooms")
+    assert svc.logins.resolve(cookie) is None
+
+
+def flip(text: str, index: int) -> str:
+    """`text` with the character at `index` replaced by another of the same alphabet."""
+    return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1 :]
+
+
+def token_hash(cookie: str) -> str:
+    return hashlib.sha256(cookie.rsplit(".", 1)[0].encode()).hexdigest()
+
+
+def set_session_times(svc: Services, cookie: str, **times: datetime) -> None:
+    with svc.sessions.begin() as session:
+        session.execute(update(LoginSession).where(LoginSession.token_hash == token_hash(cookie)).values(**times))
+
+
+def cookie_with_token_changed(svc: Services) -> str:
+    token, mac = svc.logins.create(user_id(svc, "viewer"))[0].rsplit(".", 1)
+    return f"{flip(token, 5)}.{mac}"
+
+
+def cookie_with_mac_changed(svc: Services) -> str:
+    cookie = svc.logins.create(user_id(svc, "viewer"))[0]
+    return flip(cookie, len(cookie) - 1)
+
+
+def cookie_with_non_ascii_mac(svc: Services) -> str:
+    return svc.logins.create(user_id(svc, "viewer"))[0][:-1] + "é"
+
+
+def cookie_signed_with_another_key(svc: Services) -> str:
+    # Its session row exists in this database; only the signature is foreign.
+    other = SessionService(svc.sessions, b"another installation's session key", svc.logins.lifetime, svc.logins.idle)
+    return other.create(user_id(svc, "viewer"))[0]
+
+
+def cookie_past_its_lifetime(svc: Services) -> str:
+    cookie = svc.logins.create(user_id(svc, "viewer"))[0]
+    set_session_times(svc, cookie, expires_at=datetime.now(timezone.utc) - timedelta(minutes=1))
+    return cookie
+
+
+def cookie_idle_too_long(svc: Services) -> str:
+    cookie = svc.logins.create(user_id(svc, "viewer"))[0]
+    set_session_times(svc, cookie, last_seen_at=datetime.now(timezone.utc) - svc.logins.idle - timedelta(minutes=1))
+    return cookie
+
+
+def cookie_of_a_disabled_user(svc: Services) -> str:
+    # Flagged straight in the database, so the session row is still there.
+    cookie = svc.logins.create(user_id(svc, "disabled-user"))[0]
+    with svc.sessions.begin() as session:
+        session.execute(update(User).where(User.username == "disabled-user").values(disabled=True))
+    return cookie
+
+
+def cookie_revoked(svc: Services) -> str:
+    cookie = svc.logins.create(user_id(svc, "viewer"))[0]
+    svc.logins.revoke(cookie)
+    return cookie
+
+
+def cookie_without_signature(svc: Services) -> str:
+    return svc.logins.create(user_id(svc, "viewer"))[0].rsplit(".", 1)[0]
+
+
+def cookie_too_long(svc: Services) -> str:
+    return "A" * 300 + "." + "0" * 64
+
+
+TAMPERED: dict[str, Callable[[Services], str]] = {
+    "token changed": cookie_with_token_changed,
+    "mac changed": cookie_with_mac_changed,
+    "non-ascii mac": cookie_with_non_ascii_mac,
+    "signed with another key": cookie_signed_with_another_key,
+    "past its lifetime": cookie_past_its_lifetime,
+    "idle too long": cookie_idle_too_long,
+    "disabled user": cookie_of_a_disabled_user,
+    "revoked": cookie_revoked,
+    "no signature": cookie_without_signature,
+    "too long": cookie_too_long,
+}
+
+
+def test_an_untouched_session_cookie_is_accepted_over_http_and_by_pages(app: AppProcess, svc: Services) -> None:
+    """The control for the tampering cases below: the same kind of cookie, left alone, works."""
+    cookie = svc.logins.create(user_id(svc, "viewer"))[0]
+
+    assert page_request(app, "/rooms", cookie).status_code == 200
+    assert [t.value for t in account_page(cookie).title] == ["Account"]
+    assert svc.logins.resolve(cookie) is not None
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_or_stale_cookie_counts_as_no_session(app: AppProcess, svc: Services, case: str) -> None:
+    cookie = TAMPERED[case](svc)
+
+    response = page_request(app, "/rooms", cookie)
+    at = account_page(cookie)
+
+    assert sent_to_sign_in(response, "/rooms"), (response.status_code, response.headers, response.text[:500])
+    assert [w.value for w in at.warning] == [NOT_SIGNED_IN] and not at.title
+    assert svc.logins.resolve(cookie) is None
+
+
+def test_disabling_a_user_ends_their_sessions_and_sign_in_fails_as_usual(app: AppProcess, svc: Services) -> None:
+    with app.client() as client:
+        assert sign_in(client, "ended-user", PASSWORD).status_code == 303
+        browser_cookie = client.cookies[COOKIE_NAME]
+    other_cookie = svc.logins.create(user_id(svc, "ended-user"))[0]
+    assert page_request(app, "/rooms", browser_cookie).status_code == 200
+
+    svc.users.set_disabled("ended-user", True, actor="admin")
+
+    with svc.sessions() as session:
+        left = session.scalar(select(func.count()).select_from(LoginSession).where(LoginSession.user_id == user_id(svc, "ended-user")))
+    assert left == 0
+    assert sent_to_sign_in(page_request(app, "/rooms", browser_cookie), "/rooms")
+    assert svc.logins.resolve(other_cookie) is None
+    again = sign_in_from(app, fresh_address(), "ended-user", PASSWORD)
+    assert again.status_code == 401 and error_message(again) == SIGN_IN_FAILED
+
+
+# ----- users and passwords ------------------------------------------------------------------
+
+
+def test_the_last_admin_can_be_neither_disabled_nor_demoted(svc: Services) -> None:
+    with pytest.raises(UserError, match="last active admin"):
+        svc.users.set_disabled("admin", True, actor="admin")
+    with pytest.raises(UserError, match="last active admin"):
+        svc.users.set_role("admin", "operator", actor="admin")
+
+    admin = svc.users.get("admin")
+    assert admin is not None and admin.role == "admin" and not admin.disabled
+
+
+def test_an_admin_with_another_active_admin_beside_them_can_be_disabled(svc: Services) -> None:
+    svc.users.create("second-admin", PASSWORD, "admin")
+
+    assert svc.users.set_disabled("second-admin", True, actor="admin").disabled
+    with pytest.raises(UserError, match="last active admin"):
+        svc.users.set_role("admin", "host", actor="admin")
+
+
+@pytest.mark.parametrize(
+    "password, message",
+    [("x" * 9, "at least 10 characters"), ("é" * 36 + "x", "at most 72 bytes (UTF-8); this one is 73")],
+    ids=["9 characters", "73 bytes"],
+)
+def test_a_password_breaking_the_rules_is_refused_with_a_clear_message(svc: Services, password: str, message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        svc.users.create("rule-breaker", password, "analyst")
+    assert svc.users.get("rule-breaker") is None
+
+
+def test_a_72_byte_password_is_accepted_and_signs_in(app: AppProcess, svc: Services) -> None:
+    password = "é" * 36
+    assert len(password.encode()) == 72
+    svc.users.create("long-password", password, "analyst")
+
+    assert sign_in_from(app, fresh_address(), "long-password", password).status_code == 303
+
+
+def test_every_stored_password_is_a_bcrypt_hash_of_cost_12(svc: Services) -> None:
+    with svc.sessions() as session:
+        hashes = session.scalars(select(User.password_hash)).all()
+
+    assert len(hashes) >= len(USERS) + 1
+    assert all(h.startswith("$2b$12$") for h in hashes), hashes
+
+
+# ----- the first admin ----------------------------------------------------------------------
+
+
+def test_the_admin_password_setting_creates_the_first_admin_on_the_first_start_only(app: AppProcess, svc: Services) -> None:
+    [created] = [r for r in svc.audit.query(action="user.create") if r.target == "admin"]
+    assert created.actor == "system" and created.detail == "role admin"
+
+    again = services.build(
+        load_settings({**app.env, "DASHBOARD_ADMIN_USERNAME": "another-admin", "DASHBOARD_ADMIN_PASSWORD": "another-admin-password"}, NO_SECRETS_FILE)
+    )
+    try:
+        assert again.users.get("another-admin") is None
+        assert again.users.check_password("admin", ADMIN_PASSWORD)
+        assert not again.users.check_password("admin", "another-admin-password")
+    finally:
+        again.close()
+
+
+def test_without_users_the_sign_in_page_says_how_to_create_the_first_admin(tmp_path: Path) -> None:
+    with AppProcess({"DASHBOARD_DATA_DIR": str(tmp_path / "data")}, tmp_path / "app.log").start() as empty, empty.client() as client:
+        response = client.get("/auth/login")
+
+    assert response.status_code == 503
+    assert "No users yet" in response.text
+    assert "DASHBOARD_ADMIN_PASSWORD" in response.text and "python -m lib.auth create-user" in response.text
+    assert 'name="password"' not in response.text
+
+
+def create_user_command(data_dir: Path, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lib.auth", "create-user", "cli-operator", "--role", "operator", "--password-stdin"],
+        cwd=REPO_ROOT, env={**base_env(), "DASHBOARD_DATA_DIR": str(data_dir)}, input=password + "\n",
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_create_user_command_refuses_a_short_password_and_creates_a_valid_user(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    short, good = "too-short", "cli-operator-" + secrets.token_urlsafe(8)
+
+    refused = create_user_command(data_dir, short)
+    created = create_user_command(data_dir, good)
+
+    assert refused.returncode == 1, refused
+    assert "at least 10 characters" in refused.stderr
+    assert created.returncode == 0, created
+    assert created.stdout.strip() == "created operator 'cli-operator'"
+    assert short not in refused.stdout + refused.stderr and good not in created.stdout + created.stderr
+    built = services.build(load_settings({"DASHBOARD_DATA_DIR": str(data_dir)}, NO_SECRETS_FILE))
+    try:
+        [user] = built.users.list()
+        assert (user.username, user.role) == ("cli-operator", "operator")
+        assert built.users.check_password("cli-operator", good)
+    finally:
+        built.close()
