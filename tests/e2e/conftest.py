@@ -8,21 +8,15 @@ suite waits on), and the live pages' text is awaited with `expect(...)`.
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from lib.livekit.devserver import REPO_ROOT, DevServer, free_port
+from lib.livekit.devserver import REPO_ROOT, DevServer
+from tests.app_process import AppProcess
 
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,7 +36,6 @@ VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 # Streamlit's first run of a page imports pandas and friends; later waits are much shorter.
 APP_TIMEOUT_MS = 30_000
-LOG_TAIL_CHARS = 6_000
 RERUN_SETTLE_MS = 300
 
 
@@ -58,7 +51,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     """On failure, attach the tail of the dashboard's log to the report."""
     report = yield
     app = getattr(item, "funcargs", {}).get("dashboard_process")
-    if report.failed and isinstance(app, Dashboard):
+    if report.failed and isinstance(app, AppProcess):
         report.sections.append(("dashboard log (tail)", app.log_tail()))
     return report
 
@@ -67,80 +60,19 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "e2e-admin-" + secrets.token_urlsafe(12)
 
 
-class Dashboard:
-    """One `streamlit run app.py` subprocess; `stop()` ends it by its PID."""
-
-    def __init__(self, server: DevServer, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "dashboard.log"
-        self._data_dir = data_dir
-        self._server = server
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> "Dashboard":
-        env = {
-            **os.environ,
-            "LIVEKIT_URL": self._server.ws_url,
-            "LIVEKIT_API_KEY": self._server.api_key,
-            "LIVEKIT_API_SECRET": self._server.api_secret,
-            "DASHBOARD_DATA_DIR": str(self._data_dir),
-            "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
-            "DASHBOARD_ADMIN_USERNAME": ADMIN_USER,
-            "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        }
-        command = [
-            sys.executable, "-m", "streamlit", "run", "app.py",
-            "--server.address", "127.0.0.1",
-            "--server.port", str(self.port),
-            "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none",
-        ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-        self._wait_healthy(timeout)
-        return self
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the dashboard exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=3) as response:
-                    if response.status == 200:
-                        return
-            except (OSError, urllib.error.HTTPError):
-                pass  # not listening yet, or 503 while the services start
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the dashboard did not answer /healthz in {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-        except OSError as exc:
-            return f"(no log: {exc})"
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
-
-
 @pytest.fixture(scope="module")
-def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    app = Dashboard(livekit_server, tmp_path_factory.mktemp("dashboard")).start()
+def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    data_dir = tmp_path_factory.mktemp("dashboard")
+    env = {
+        "LIVEKIT_URL": livekit_server.ws_url,
+        "LIVEKIT_API_KEY": livekit_server.api_key,
+        "LIVEKIT_API_SECRET": livekit_server.api_secret,
+        "DASHBOARD_DATA_DIR": str(data_dir),
+        "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        "DASHBOARD_ADMIN_USERNAME": ADMIN_USER,
+        "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    app = AppProcess(env, data_dir / "dashboard.log").start()
     try:
         yield app
     finally:
@@ -148,7 +80,7 @@ def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def dashboard(dashboard_process: Dashboard) -> str:
+def dashboard(dashboard_process: AppProcess) -> str:
     """The base URL of a running dashboard that watches the session's livekit-server."""
     return dashboard_process.url
 

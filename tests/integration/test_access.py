@@ -23,7 +23,8 @@ from lib.auth.routes import requires
 from lib.auth.sessions import COOKIE_NAME
 from lib.config import REPO_ROOT, load_settings
 from lib.livekit.devserver import DevServer
-from tests.integration.test_auth import NO_SECRETS_FILE, AppProcess, page_request, sent_to_sign_in
+from tests.app_process import AppProcess
+from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_sign_in
 
 pytestmark = pytest.mark.integration
 

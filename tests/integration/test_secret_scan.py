@@ -28,7 +28,8 @@ from lib.config import REPO_ROOT, load_settings, mask_secret
 from lib.livekit.devserver import DevServer
 from lib.models import User
 from lib.services import Services
-from tests.integration.test_auth import NO_SECRETS_FILE, AppProcess, sign_in
+from tests.app_process import AppProcess
+from tests.integration.test_auth import NO_SECRETS_FILE, sign_in
 from tests.integration.test_pages import rendered_strings
 
 pytestmark = pytest.mark.integration
