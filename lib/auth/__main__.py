@@ -13,10 +13,14 @@ import argparse
 import getpass
 import secrets
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from .. import services
 from .roles import ROLES
-from .users import UserError
+from .users import UserError, UserService
+
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,36 +43,35 @@ def main(argv: list[str] | None = None) -> int:
         if getpass.getpass("Again: ") != password:
             print("error: the passwords differ", file=sys.stderr)
             return 1
-    try:
-        svc = services.start()
-    except Exception as exc:  # config or database: one clear line
-        print(f"error: {exc}", file=sys.stderr)
+    user = _with_users(lambda users: users.create(args.username, password, args.role, actor="command line"))
+    if user is None:
         return 1
-    try:
-        user = svc.users.create(args.username, password, args.role, actor="command line")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        services.stop()
     print(f"created {user.role} '{user.username}'")
     return 0
 
 
-def first_admin(username: str) -> int:
+def _with_users(action: Callable[[UserService], T]) -> T | None:
+    """Run `action` on the user service of freshly started services; on an error print one
+    line to stderr and return None."""
     try:
         svc = services.start()
     except Exception as exc:  # config or database: one clear line
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return None
     try:
-        if svc.users.count() > 0:
-            return 0
-        password = secrets.token_urlsafe(12)
-        svc.users.create(username, password, "admin", actor="command line")
+        return action(svc.users)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
     finally:
         services.stop()
-    print(f"first admin created: user '{username}', password '{password}' (shown once; change it on the Account page)")
+
+
+def first_admin(username: str) -> int:
+    password = secrets.token_urlsafe(12)
+    created = _with_users(lambda users: None if users.count() else users.create(username, password, "admin", actor="command line"))
+    if created is not None:
+        print(f"first admin created: user '{username}', password '{password}' (shown once; change it on the Account page)")
     return 0
 
 
