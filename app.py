@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from lib import services
 from lib.api.health import healthz
+from lib.api.webhooks import livekit_webhook
 from lib.auth.routes import ROUTES as AUTH_ROUTES
 from lib.auth.routes import SignInRedirect
 
@@ -37,7 +38,8 @@ class _DropTraceback(logging.Filter):
 @asynccontextmanager
 async def lifespan(_app):  # type: ignore[no-untyped-def]
     try:
-        await asyncio.to_thread(services.start)
+        started = await asyncio.to_thread(services.start)
+        await asyncio.to_thread(started.start_history)
     except Exception as exc:
         log.error("cannot start the dashboard: %s", exc)
         logging.getLogger("uvicorn.error").addFilter(_DropTraceback())
@@ -52,6 +54,10 @@ app = st.App(
     "pages/navigation.py",
     lifespan=lifespan,
     on_script_error=on_script_error,
-    routes=[Route("/healthz", healthz, methods=["GET"]), *AUTH_ROUTES],
+    routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/webhooks/livekit", livekit_webhook, methods=["POST"]),
+        *AUTH_ROUTES,
+    ],
     middleware=[Middleware(SignInRedirect)],
 )

@@ -77,6 +77,8 @@ class Settings:
     session_hours: float = 12.0
     idle_minutes: float = 30.0
     cookie_secure: bool = False
+    history_path: Path | None = None
+    collect_seconds: float = 5.0
 
     @property
     def secret_key_path(self) -> Path:
@@ -159,4 +161,6 @@ def load_settings(
         session_hours=_number(pick("DASHBOARD_SESSION_HOURS"), "DASHBOARD_SESSION_HOURS", 12, 0.1, 24 * 30),
         idle_minutes=_number(pick("DASHBOARD_IDLE_MINUTES"), "DASHBOARD_IDLE_MINUTES", 30, 1, 24 * 60),
         cookie_secure=pick("DASHBOARD_COOKIE_SECURE").lower() in ("1", "true", "yes"),
+        history_path=Path(pick("DASHBOARD_HISTORY_PATH") or data_dir / "history.duckdb"),
+        collect_seconds=_number(pick("DASHBOARD_COLLECT_SECONDS"), "DASHBOARD_COLLECT_SECONDS", 5, 1, 3600),
     )

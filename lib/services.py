@@ -16,6 +16,8 @@ from .auth.audit import AuditLog
 from .auth.sessions import SessionService
 from .auth.users import UserService
 from .config import Settings, load_settings
+from .history.collector import Collector
+from .history.store import HistoryStore
 from .db import make_engine, migrate, session_factory
 from .livekit.gateway import LiveKitGateway
 from .secretbox import SecretBox, load_or_create_key
@@ -34,9 +36,24 @@ class Services:
     audit: AuditLog
     users: UserService
     logins: SessionService
+    # Opened only by the server process (start_history): DuckDB allows one process per file,
+    # so command-line tools that build services must not take it.
+    history: HistoryStore | None = None
+    collector: Collector | None = None
+
+    def start_history(self) -> None:
+        if self.history is None:
+            path = self.settings.history_path or self.settings.data_dir / "history.duckdb"
+            self.history = HistoryStore(path)
+            self.collector = Collector(self.gateway, self.history, self.settings.collect_seconds)
+            self.collector.start()
 
     def close(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
         self.gateway.close()
+        if self.history is not None:
+            self.history.close()
         self.engine.dispose()
 
 

@@ -6,8 +6,8 @@ Which LiveKit server:
   from top-level keys of .streamlit/secrets.toml: when all three are found, that server is used;
 - otherwise a local `livekit-server --dev` is started on 127.0.0.1 (port $LIVEKIT_DEV_PORT, else
   7880 when free, else any free port). Its API key and secret live in data/devserver.json (0600),
-  so the same secret is reused across runs. Its log is data/livekit-server.log. (Webhooks
-  are pointed at the dashboard once it has the /webhooks/livekit route: issue #4.)
+  so the same secret is reused across runs. Its log is data/livekit-server.log. Its webhooks
+  go to the dashboard's /webhooks/livekit route, so history has exact events.
 
 Children (each in its own session, so Ctrl-C reaches them only through this script):
   livekit-server (when local) -> traffic simulator (--demo) -> streamlit.
@@ -268,8 +268,8 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
         if values:
             missing = ", ".join(k for k in LIVEKIT_KEYS if k not in values)
             warn(f"warning: {missing} not set; ignoring the others and using a local server")
-        # No webhook target yet: the /webhooks/livekit route arrives with issue #4.
-        livekit = start_dev_server(None, children)
+        webhook = f"http://{url_host(args.host, for_client=True)}:{args.port}/webhooks/livekit"
+        livekit = start_dev_server(webhook, children)
     if _stop_signal is not None:
         return 0
 

@@ -1,0 +1,80 @@
+"""POST /webhooks/livekit: LiveKit's webhook deliveries, verified against the configured servers
+and handed to the history store.
+
+Open without a session (lib/auth/routes.OPEN_PREFIXES): the signature is the authentication. A
+rejected delivery writes nothing, and no answer or log line repeats the body or the token.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.protocol.webhook import WebhookEvent
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .. import services
+from ..auth.routes import client_address
+from ..config import ServerConfig
+from ..history.webhooks import WebhookMalformed, WebhookRejected, to_events, verify
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # LiveKit's events are a few kB; a room with many tracks stays far below
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing one over MAX_BODY_BYTES as soon as that is known (header or stream)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def livekit_webhook(request: Request) -> JSONResponse:
+    svc = services.current()
+    if svc is None:
+        return _error("the dashboard is starting", 503)
+    try:
+        body = await _read_body(request)
+    except _TooLarge:
+        return _error(f"a webhook body is at most {MAX_BODY_BYTES} bytes", 413)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error("the body is not UTF-8 JSON", 400)
+
+    def authenticate() -> tuple[ServerConfig, WebhookEvent]:
+        # The registry reads SQL and decrypts secrets: off the event loop.
+        return verify(text, request.headers.get("authorization", ""), svc.servers.list())
+
+    try:
+        server, event = await run_in_threadpool(authenticate)
+    except WebhookRejected as exc:
+        log.warning("webhook from %s rejected: %s", client_address(request), exc)
+        return _error("the webhook signature is missing or not valid", 401)
+    except WebhookMalformed as exc:
+        log.warning("webhook from %s signed by a known server but malformed: %s", client_address(request), exc)
+        return _error("the body is not a LiveKit webhook event", 400)
+
+    history = getattr(svc, "history", None)
+    if history is None:
+        return _error("the history store is not running", 503)
+    events = to_events(server.name, event)
+    history.submit(events)
+    return JSONResponse({"stored": len(events)})

@@ -1,0 +1,143 @@
+"""The collector: every N seconds, a snapshot of each configured server into the history store.
+
+It runs on the gateway's event loop (started by the server lifespan, not by a page), one task per
+server, supervised so servers added or removed on the Servers page are followed. Per snapshot
+it writes one server sample, one sample per active room, and the events that differ from the
+previous snapshot. A server that cannot be read opens a gap (written once) and is retried at
+twice the interval until it answers; then the gap is closed and what ended meanwhile is dated
+to when the outage began (the latest it can have happened), marked estimated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+
+from ..livekit.errors import Category, GatewayError
+from ..livekit.gateway import LiveKitGateway
+from ..livekit.records import ServerSnapshot
+from .events import PARTICIPANT_LEFT, ROOM_FINISHED, SNAPSHOT, HistoryEvent, diff
+from .store import GapEnd, GapStart, HistoryStore, RoomSample, ServerSample
+
+log = logging.getLogger(__name__)
+
+
+def samples(snapshot: ServerSnapshot) -> list[object]:
+    """One row for the server and one per room that exists: what a chart of concurrency needs."""
+    if not snapshot.ok:
+        return [ServerSample(snapshot.server, snapshot.taken_at, False, None, None, snapshot.error.category.value)]
+    rows: list[object] = [
+        ServerSample(snapshot.server, snapshot.taken_at, True, len(snapshot.rooms), len(snapshot.participants), None)
+    ]
+    for r in snapshot.rooms:
+        rows.append(
+            RoomSample(
+                snapshot.server,
+                snapshot.taken_at,
+                r.room.sid,
+                r.room.name,
+                len(r.participants),
+                sum(1 for p in r.participants if p.tracks),
+                sum(1 for p in r.participants if p.is_agent),
+                sum(len(p.tracks) for p in r.participants),
+            )
+        )
+    return rows
+
+
+def close_missing(store: HistoryStore, snapshot: ServerSnapshot, ended_by: datetime) -> list[HistoryEvent]:
+    """At the collector's first look (start-up), sessions the store still has open that are not
+    on the server any more ended while nobody was looking: close them, estimated."""
+    present_rooms = {r.room.sid for r in snapshot.rooms}
+    present_people = {p.sid for p in snapshot.participants}
+    server = snapshot.server
+    events: list[HistoryEvent] = []
+    people = store.query(
+        "SELECT participant_sid, room_sid, room, identity, kind FROM participant_sessions WHERE server = ? AND left_at IS NULL",
+        [server],
+    )
+    for row in people.itertuples():
+        if row.participant_sid not in present_people:
+            events.append(HistoryEvent(f"snap:{server}:{PARTICIPANT_LEFT}:{row.participant_sid}", server, ended_by, SNAPSHOT,
+                                       PARTICIPANT_LEFT, row.room_sid, row.room, row.participant_sid, row.identity, row.kind))  # fmt: skip
+    rooms = store.query("SELECT room_sid, room FROM room_sessions WHERE server = ? AND ended_at IS NULL", [server])
+    for row in rooms.itertuples():
+        if row.room_sid not in present_rooms:
+            events.append(HistoryEvent(f"snap:{server}:{ROOM_FINISHED}:{row.room_sid}", server, ended_by, SNAPSHOT, ROOM_FINISHED, row.room_sid, row.room))
+    return events
+
+
+def last_seen(store: HistoryStore, server: str) -> datetime | None:
+    """When the server last answered a snapshot, from an earlier run of the collector."""
+    found = store.query("SELECT max(ts) AS ts FROM server_samples WHERE server = ? AND ok", [server])
+    value = found["ts"].iloc[0] if len(found) else None
+    return None if value is None or value != value else value.to_pydatetime()  # NaT != NaT
+
+
+class Collector:
+    def __init__(self, gateway: LiveKitGateway, store: HistoryStore, interval: float = 5.0) -> None:
+        self._gateway = gateway
+        self._store = store
+        self.interval = interval
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._supervisor: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._supervisor = self._gateway.loop.submit(self._supervise())
+
+    def stop(self) -> None:
+        if self._supervisor is not None:
+            self._gateway.loop.loop.call_soon_threadsafe(self._cancel_all)
+            self._supervisor = None
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+        for task in asyncio.all_tasks():
+            if task.get_name() == "history-supervisor":
+                task.cancel()
+
+    async def _supervise(self) -> None:
+        asyncio.current_task().set_name("history-supervisor")  # type: ignore[union-attr]
+        while True:
+            wanted = set(self._gateway.server_names())
+            for name in list(self._tasks):
+                if name not in wanted or self._tasks[name].done():
+                    self._tasks.pop(name).cancel()
+            for name in wanted - set(self._tasks):
+                self._tasks[name] = asyncio.create_task(self._collect(name), name=f"history-{name}")
+            await asyncio.sleep(self.interval)
+
+    async def _collect(self, server: str) -> None:
+        previous: ServerSnapshot | None = None
+        gap_since: datetime | None = None
+        first = True
+        while True:
+            started = time.monotonic()
+            try:
+                snapshot = await self._gateway.asnapshot(server)
+            except GatewayError as exc:
+                if exc.category is Category.NOT_FOUND:
+                    return  # the server was removed; the supervisor stops following it
+                raise
+            items: list[object] = samples(snapshot)
+            if snapshot.ok:
+                if gap_since is not None:
+                    items.append(GapEnd(server, snapshot.taken_at))
+                if first:
+                    seen = await asyncio.to_thread(last_seen, self._store, server)
+                    items += await asyncio.to_thread(close_missing, self._store, snapshot, seen or snapshot.taken_at)
+                items += diff(previous, snapshot, ended_by=gap_since)
+                previous, gap_since, first = snapshot, None, False
+                delay = self.interval
+            else:
+                if gap_since is None:
+                    gap_since = snapshot.taken_at
+                    items.append(GapStart(server, snapshot.taken_at, snapshot.error.category.value))
+                    log.warning("history: %s is %s; recording a gap", server, snapshot.error.category.value)
+                delay = self.interval * 2  # back off, but stay within two intervals of a recovery
+            self._store.submit(items)
+            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))

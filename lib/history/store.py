@@ -1,0 +1,300 @@
+"""The history store: the only owner of data/history.duckdb.
+
+Concurrency model (decided here and nowhere else):
+- DuckDB allows one read-write process per file, so the Streamlit server process opens it and
+  nothing else does.
+- One writer thread owns every write. Producers (the collector, the webhook route) hand it
+  batches through a queue and never wait for the disk; it drains whatever has queued, writes
+  it in one transaction with bulk appends (a DataFrame per table, never executemany), and
+  applies the session changes the new events imply.
+- Readers (page scripts) get their own cursor per query from `read()`.
+
+What is stored grows with change, not with time times participants: one row per active room per
+interval (room_samples), one per server per interval (server_samples), events only when
+something changed, and the sessions reconstructed from them. Gaps record when a server could
+not be read: an outage is a gap, never a run of invented zeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .events import (
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+    ROOM_FINISHED,
+    ROOM_STARTED,
+    HistoryEvent,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS server_samples (
+    server VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, ok BOOLEAN NOT NULL,
+    rooms INTEGER, participants INTEGER, error VARCHAR);
+CREATE TABLE IF NOT EXISTS room_samples (
+    server VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
+    participants INTEGER NOT NULL, publishers INTEGER NOT NULL, agents INTEGER NOT NULL, tracks INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+    server VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL, ended_at TIMESTAMPTZ, reason VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR PRIMARY KEY, server VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL, participant_sid VARCHAR,
+    identity VARCHAR, participant_kind VARCHAR, track_sid VARCHAR, track_source VARCHAR,
+    job_id VARCHAR, job_status VARCHAR);
+CREATE TABLE IF NOT EXISTS room_sessions (
+    server VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, end_estimated BOOLEAN NOT NULL DEFAULT FALSE,
+    peak_participants INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (server, room_sid));
+CREATE TABLE IF NOT EXISTS participant_sessions (
+    server VARCHAR NOT NULL, participant_sid VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
+    identity VARCHAR NOT NULL, kind VARCHAR NOT NULL, joined_at TIMESTAMPTZ, left_at TIMESTAMPTZ,
+    left_estimated BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (server, participant_sid));
+"""
+
+EVENT_COLUMNS = [f for f in HistoryEvent.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class RoomSample:
+    server: str
+    ts: datetime
+    room_sid: str
+    room: str
+    participants: int
+    publishers: int
+    agents: int
+    tracks: int
+
+
+@dataclass(frozen=True)
+class ServerSample:
+    server: str
+    ts: datetime
+    ok: bool
+    rooms: int | None
+    participants: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class GapStart:
+    server: str
+    started_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class GapEnd:
+    server: str
+    ended_at: datetime
+
+
+_STOP = object()
+
+
+class HistoryStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = duckdb.connect(str(path))
+        self._conn.execute(SCHEMA)
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._failed: Exception | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="history-writer", daemon=True)
+        self._writer.start()
+
+    # ----- producers -----------------------------------------------------------------------
+
+    def submit(self, items: list[object]) -> None:
+        """Queue records (RoomSample, ServerSample, HistoryEvent, GapStart, GapEnd) for the
+        writer; returns at once."""
+        if not items:
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.put(items)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything submitted so far is written (tests, shutdown)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._pending == 0, timeout):
+                raise TimeoutError("the history writer did not catch up")
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._writer.join(30)
+        self._conn.close()
+
+    # ----- readers -------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one reader; DuckDB cursors on one connection may be used
+        from different threads at once."""
+        cursor = self._conn.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, params: list[object] | None = None) -> pd.DataFrame:
+        # Through Arrow: DuckDB's own .df() trips a pandas 3 deprecation on every call.
+        with self.read() as cursor:
+            return cursor.sql(sql, params=params or None).to_arrow_table().to_pandas()
+
+    # ----- the writer ----------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        cursor = self._conn.cursor()
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batches = [first]
+            while True:  # take whatever else is already queued: one transaction for all of it
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batches.append(more)
+            items = [item for batch in batches for item in batch]  # type: ignore[union-attr]
+            try:
+                self._write(cursor, items)
+            except Exception as exc:  # noqa: BLE001 - log, keep the thread alive for the next batch
+                log.exception("history write of %d records failed", len(items))
+                self._failed = exc
+            finally:
+                with self._idle:
+                    self._pending -= len(batches)
+                    self._idle.notify_all()
+
+    def _write(self, cursor: duckdb.DuckDBPyConnection, items: list[object]) -> None:
+        by_type: dict[type, list[object]] = {}
+        for item in items:
+            by_type.setdefault(type(item), []).append(item)
+        cursor.begin()
+        try:
+            self._append(cursor, "server_samples", by_type.get(ServerSample, []))
+            room_samples = by_type.get(RoomSample, [])
+            self._append(cursor, "room_samples", room_samples)
+            for gap in by_type.get(GapStart, []):
+                cursor.execute("INSERT INTO gaps VALUES (?, ?, NULL, ?)", [gap.server, gap.started_at, gap.reason])
+            for end in by_type.get(GapEnd, []):
+                cursor.execute("UPDATE gaps SET ended_at = ? WHERE server = ? AND ended_at IS NULL", [end.ended_at, end.server])
+            new_events = self._insert_events(cursor, by_type.get(HistoryEvent, []))
+            self._apply_sessions(cursor, new_events)
+            if room_samples:
+                self._raise_peaks(cursor, room_samples)
+            cursor.commit()
+        except Exception:
+            cursor.rollback()
+            raise
+
+    @staticmethod
+    def _append(cursor: duckdb.DuckDBPyConnection, table: str, rows: list[object]) -> None:
+        if not rows:
+            return
+        frame = pd.DataFrame([asdict(r) for r in rows])  # type: ignore[call-overload]
+        cursor.register("incoming", frame)
+        try:
+            cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        finally:
+            cursor.unregister("incoming")
+
+    @staticmethod
+    def _insert_events(cursor: duckdb.DuckDBPyConnection, events: list[object]) -> list[HistoryEvent]:
+        """Store events not seen before (by id) and return just those, oldest first."""
+        if not events:
+            return []
+        unique = list({e.event_id: e for e in events}.values())  # type: ignore[attr-defined]
+        frame = pd.DataFrame([asdict(e) for e in unique])  # type: ignore[call-overload]
+        cursor.register("incoming", frame)
+        try:
+            fresh = cursor.execute(
+                "INSERT INTO events BY NAME SELECT * FROM incoming "
+                "WHERE event_id NOT IN (SELECT event_id FROM events) RETURNING event_id"
+            ).fetchall()
+        finally:
+            cursor.unregister("incoming")
+        fresh_ids = {row[0] for row in fresh}
+        return sorted((e for e in unique if e.event_id in fresh_ids), key=lambda e: e.ts)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _apply_sessions(cursor: duckdb.DuckDBPyConnection, events: list[HistoryEvent]) -> None:
+        """Fold new events into room and participant sessions. Order and duplicates do not
+        matter: a join keeps the earliest time, an exact end replaces an estimated one, and an
+        end that arrives before its start still makes a session."""
+        for e in events:
+            if e.kind == ROOM_STARTED:
+                cursor.execute(
+                    "INSERT INTO room_sessions (server, room_sid, room, started_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (server, room_sid) DO UPDATE SET started_at = "
+                    "CASE WHEN room_sessions.started_at IS NULL THEN excluded.started_at "
+                    "ELSE least(room_sessions.started_at, excluded.started_at) END",
+                    [e.server, e.room_sid, e.room, e.ts],
+                )
+            elif e.kind == ROOM_FINISHED:
+                cursor.execute(
+                    "INSERT INTO room_sessions (server, room_sid, room, ended_at, end_estimated) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (server, room_sid) DO UPDATE SET "
+                    "ended_at = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.ended_at ELSE room_sessions.ended_at END, "
+                    "end_estimated = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.end_estimated ELSE room_sessions.end_estimated END",
+                    [e.server, e.room_sid, e.room, e.ts, e.estimated],
+                )
+            elif e.kind == PARTICIPANT_JOINED:
+                cursor.execute(
+                    "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, joined_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, participant_sid) DO UPDATE SET joined_at = "
+                    "CASE WHEN participant_sessions.joined_at IS NULL THEN excluded.joined_at "
+                    "ELSE least(participant_sessions.joined_at, excluded.joined_at) END",
+                    [e.server, e.participant_sid, e.room_sid, e.room, e.identity, e.participant_kind or "standard", e.ts],
+                )
+                # A participant in a room means the room exists, even if its start was missed.
+                cursor.execute(
+                    "INSERT INTO room_sessions (server, room_sid, room, started_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (server, room_sid) DO NOTHING",
+                    [e.server, e.room_sid, e.room, e.ts],
+                )
+            elif e.kind == PARTICIPANT_LEFT:
+                cursor.execute(
+                    "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, left_at, left_estimated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, participant_sid) DO UPDATE SET "
+                    "left_at = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_at ELSE participant_sessions.left_at END, "
+                    "left_estimated = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_estimated ELSE participant_sessions.left_estimated END",
+                    [e.server, e.participant_sid, e.room_sid, e.room, e.identity, e.participant_kind or "standard", e.ts, e.estimated],
+                )
+
+    @staticmethod
+    def _raise_peaks(cursor: duckdb.DuckDBPyConnection, samples: list[RoomSample]) -> None:
+        frame = pd.DataFrame([{"server": s.server, "room_sid": s.room_sid, "peak": s.participants} for s in samples])
+        cursor.register("peaks", frame)
+        try:
+            cursor.execute(
+                "UPDATE room_sessions SET peak_participants = greatest(room_sessions.peak_participants, p.peak) "
+                "FROM (SELECT server, room_sid, max(peak) AS peak FROM peaks GROUP BY ALL) p "
+                "WHERE room_sessions.server = p.server AND room_sessions.room_sid = p.room_sid"
+            )
+        finally:
+            cursor.unregister("peaks")
+
+    @property
+    def last_error(self) -> Exception | None:
+        return self._failed

@@ -1,0 +1,169 @@
+"""LiveKit webhooks: which configured server signed a delivery, and the history events it carries.
+
+No HTTP here: lib/api/webhooks.py reads the request and answers; this module decides whether a
+body is genuine (`verify`) and what it means (`to_events`).
+
+A delivery is signed by a JWT whose issuer is the server's API key and whose `sha256` claim is
+the hash of the body. The issuer is read from the unverified token only to pick the secret to
+check it with; nothing else in the token is trusted until `WebhookReceiver` has verified it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import jwt
+from google.protobuf.json_format import ParseError
+from livekit import api
+from livekit.protocol.models import ParticipantInfo
+from livekit.protocol.webhook import WebhookEvent
+
+from ..config import ServerConfig
+from ..livekit.records import JOB_STATUSES, PARTICIPANT_KINDS, TRACK_SOURCES
+from .events import (
+    JOB_STATE,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+    ROOM_FINISHED,
+    ROOM_STARTED,
+    TRACK_PUBLISHED,
+    TRACK_UNPUBLISHED,
+    WEBHOOK,
+    HistoryEvent,
+)
+
+# LiveKit's event names and the history kind each becomes. A connection that was aborted before
+# the participant was fully connected is still the end of that participant's session. Egress and
+# ingress events, and any name a newer server adds, are not history and map to nothing.
+KINDS = {
+    "room_started": ROOM_STARTED,
+    "room_finished": ROOM_FINISHED,
+    "participant_joined": PARTICIPANT_JOINED,
+    "participant_left": PARTICIPANT_LEFT,
+    "participant_connection_aborted": PARTICIPANT_LEFT,
+    "track_published": TRACK_PUBLISHED,
+    "track_unpublished": TRACK_UNPUBLISHED,
+    "agent_job_started": JOB_STATE,
+    "agent_job_ended": JOB_STATE,
+}
+
+
+class WebhookRejected(Exception):
+    """The delivery is not proven to come from a configured server (HTTP 401)."""
+
+
+class WebhookMalformed(Exception):
+    """The signature is good but the body is not a LiveKit WebhookEvent (HTTP 400)."""
+
+
+def _millis(ms: int) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc) if ms > 0 else None
+
+
+def _seconds(s: int) -> datetime | None:
+    return datetime.fromtimestamp(s, timezone.utc) if s > 0 else None
+
+
+def _joined_at(p: ParticipantInfo) -> datetime | None:
+    return _millis(p.joined_at_ms) or _seconds(p.joined_at)
+
+
+def _event_time(event: WebhookEvent, kind: str) -> datetime:
+    """When it happened, as precisely as the event says.
+
+    A start or a join carries the server's own millisecond time. Anything else only has the
+    event's `created_at`, in whole seconds, which can fall just before a join in the same second;
+    it is raised to that join (or room start) so a session never ends before it began.
+    """
+    room_started = _millis(event.room.creation_time_ms) or _seconds(event.room.creation_time)
+    joined = _joined_at(event.participant) if event.HasField("participant") else None
+    if kind == ROOM_STARTED and room_started:
+        return room_started
+    if kind == PARTICIPANT_JOINED and joined:
+        return joined
+    created = _seconds(event.created_at) or datetime.now(timezone.utc)  # LiveKit always sets it
+    floor = joined or (room_started if kind == ROOM_FINISHED else None)
+    return max(created, floor) if floor else created
+
+
+def _event_id(event: WebhookEvent) -> str:
+    if event.id:
+        return f"wh:{event.id}"
+    # Only hand-made events lack LiveKit's id; what they are about keeps a redelivery harmless.
+    subject = event.track.sid or event.job.id or event.participant.sid or event.room.sid
+    return f"wh:{event.event}:{subject}"
+
+
+def to_events(server: str, event: WebhookEvent) -> list[HistoryEvent]:
+    """The history events one verified webhook from `server` carries: one, or none for an event
+    that is not history (egress, ingress, a name this version does not know)."""
+    kind = KINDS.get(event.event)
+    if kind is None:
+        return []
+    room_sid = event.room.sid or event.job.room.sid
+    room = event.room.name or event.job.room.name
+    p = event.participant if event.HasField("participant") else event.job.participant
+    fields: dict[str, str] = {}
+    if kind in (PARTICIPANT_JOINED, PARTICIPANT_LEFT, TRACK_PUBLISHED, TRACK_UNPUBLISHED) or p.sid:
+        fields.update(participant_sid=p.sid, identity=p.identity, participant_kind=PARTICIPANT_KINDS.get(p.kind, "unknown"))
+    if kind in (TRACK_PUBLISHED, TRACK_UNPUBLISHED):
+        fields.update(track_sid=event.track.sid, track_source=TRACK_SOURCES.get(event.track.source, "unknown"))
+    if kind == JOB_STATE:
+        fields.update(job_id=event.job.id, job_status=JOB_STATUSES.get(event.job.state.status, "unknown"))
+        fields["identity"] = fields.get("identity") or event.job.state.participant_identity
+    return [
+        HistoryEvent(
+            event_id=_event_id(event),
+            server=server,
+            ts=_event_time(event, kind),
+            source=WEBHOOK,
+            kind=kind,
+            room_sid=room_sid,
+            room=room,
+            **fields,
+        )
+    ]
+
+
+def _issuer(token: str) -> str:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise WebhookRejected("the Authorization header is not a JWT") from None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(issuer, str) or not issuer:
+        raise WebhookRejected("the token names no issuer")
+    return issuer
+
+
+def verify(body: str, auth_header: str, servers: list[ServerConfig]) -> tuple[ServerConfig, WebhookEvent]:
+    """The configured server that signed `body`, and the event it sent.
+
+    Raises WebhookRejected when the token is missing, malformed, expired, signed with a key no
+    configured server has or with the wrong secret, or does not match the body; WebhookMalformed
+    when it is genuine but the body is not a WebhookEvent.
+    """
+    token = auth_header.strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if not token:
+        raise WebhookRejected("no Authorization header")
+    issuer = _issuer(token)
+    candidates = [s for s in servers if s.api_key == issuer]
+    if not candidates:
+        raise WebhookRejected(f"no configured server has the API key {issuer[:64]!r}")
+    reasons = []
+    # Two configured servers may share a key with different secrets; whichever verifies signed it.
+    for server in candidates:
+        receiver = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
+        try:
+            event = receiver.receive(body, token)
+        except ParseError:
+            raise WebhookMalformed("the body is not a LiveKit webhook event") from None
+        except Exception as exc:  # noqa: BLE001 - jwt errors, and a plain Exception on a hash mismatch
+            reasons.append(f"{server.name}: {type(exc).__name__}: {exc}")
+            continue
+        if not event.event:
+            raise WebhookMalformed("the body names no event")
+        return server, event
+    raise WebhookRejected("; ".join(reasons))

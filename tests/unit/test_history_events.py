@@ -1,0 +1,59 @@
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+
+from lib.history.events import diff
+from lib.livekit.records import Participant, Permission, Room, RoomSnapshot, ServerSnapshot, Track
+
+T0 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+PERM = Permission(True, True, True, (), False, False, False)
+
+
+def person(sid: str, joined: datetime, *tracks: Track) -> Participant:
+    return Participant("s", "r", sid, sid.lower(), "", "standard", "active", joined, "", bool(tracks), PERM, "", MappingProxyType({}), tracks)
+
+
+def snap(at: datetime, *people: Participant, room: bool = True) -> ServerSnapshot:
+    rooms = (RoomSnapshot(Room("s", "RM_1", "r", 0, 0, T0, 300, 20, 0, "", False), people),) if room else ()
+    return ServerSnapshot("s", at, 0.01, rooms)
+
+
+def mic(muted: bool) -> Track:
+    return Track("TR_1", "mic", "audio", "microphone", muted, False, None, None, "audio/opus")
+
+
+def test_first_snapshot_starts_rooms_and_joins_with_the_servers_times():
+    events = diff(None, snap(T0 + timedelta(seconds=30), person("PA_A", T0 + timedelta(seconds=5))))
+    assert [(e.kind, e.ts, e.estimated) for e in events] == [
+        ("room_started", T0, False),
+        ("participant_joined", T0 + timedelta(seconds=5), False),
+    ]
+
+
+def test_leaves_are_dated_by_the_snapshot_that_noticed_them_and_marked_estimated():
+    a = person("PA_A", T0)
+    events = diff(snap(T0 + timedelta(seconds=5), a), snap(T0 + timedelta(seconds=10)))
+    [left] = events
+    assert (left.kind, left.ts, left.estimated, left.identity) == ("participant_left", T0 + timedelta(seconds=10), True, "pa_a")
+
+
+def test_ends_during_an_outage_are_dated_to_its_start():
+    a = person("PA_A", T0)
+    outage = T0 + timedelta(seconds=7)
+    events = diff(snap(T0 + timedelta(seconds=5), a), snap(T0 + timedelta(seconds=60), room=False), ended_by=outage)
+    assert {(e.kind, e.ts) for e in events} == {("participant_left", outage), ("room_finished", outage)}
+
+
+def test_publish_and_mute_changes_are_events_with_stable_ids():
+    before = snap(T0 + timedelta(seconds=5), person("PA_A", T0))
+    published = snap(T0 + timedelta(seconds=10), person("PA_A", T0, mic(False)))
+    muted = snap(T0 + timedelta(seconds=15), person("PA_A", T0, mic(True)))
+    assert [e.kind for e in diff(before, published)] == ["track_published"]
+    assert [e.kind for e in diff(published, muted)] == ["track_muted"]
+    assert diff(before, published)[0].event_id == diff(before, published)[0].event_id == "snap:s:track_published:TR_1"
+
+
+def test_a_failed_snapshot_says_nothing_changed():
+    from lib.livekit.errors import Category, GatewayError
+
+    failed = ServerSnapshot("s", T0, 0.0, error=GatewayError(Category.UNREACHABLE, "down"))
+    assert diff(snap(T0, person("PA_A", T0)), failed) == []
