@@ -79,6 +79,7 @@ class Settings:
     cookie_secure: bool = False
     history_path: Path | None = None
     collect_seconds: float = 5.0
+    sample_days: float = 7.0
 
     @property
     def secret_key_path(self) -> Path:
@@ -163,4 +164,5 @@ def load_settings(
         cookie_secure=pick("DASHBOARD_COOKIE_SECURE").lower() in ("1", "true", "yes"),
         history_path=Path(pick("DASHBOARD_HISTORY_PATH") or data_dir / "history.duckdb"),
         collect_seconds=_number(pick("DASHBOARD_COLLECT_SECONDS"), "DASHBOARD_COLLECT_SECONDS", 5, 1, 3600),
+        sample_days=_number(pick("DASHBOARD_HISTORY_SAMPLE_DAYS"), "DASHBOARD_HISTORY_SAMPLE_DAYS", 7, 0.01, 3650),
     )

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from ..livekit.errors import Category, GatewayError
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.records import ServerSnapshot
 from .events import PARTICIPANT_LEFT, ROOM_FINISHED, SNAPSHOT, HistoryEvent, diff
-from .store import GapEnd, GapStart, HistoryStore, RoomSample, ServerSample
+from .store import GapEnd, GapStart, HistoryStore, Prune, RoomSample, ServerSample
+
+PRUNE_EVERY = 3600.0  # seconds
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,13 @@ def last_seen(store: HistoryStore, server: str) -> datetime | None:
 
 
 class Collector:
-    def __init__(self, gateway: LiveKitGateway, store: HistoryStore, interval: float = 5.0) -> None:
+    def __init__(
+        self, gateway: LiveKitGateway, store: HistoryStore, interval: float = 5.0, sample_days: float = 7.0
+    ) -> None:
         self._gateway = gateway
         self._store = store
         self.interval = interval
+        self.sample_days = sample_days
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Future[None] | None = None
 
@@ -102,7 +107,11 @@ class Collector:
 
     async def _supervise(self) -> None:
         asyncio.current_task().set_name("history-supervisor")  # type: ignore[union-attr]
+        pruned = 0.0
         while True:
+            if time.monotonic() - pruned >= PRUNE_EVERY:
+                self._store.submit([Prune(datetime.now(timezone.utc) - timedelta(days=self.sample_days))])
+                pruned = time.monotonic()
             wanted = set(self._gateway.server_names())
             for name in list(self._tasks):
                 if name not in wanted or self._tasks[name].done():

@@ -101,6 +101,13 @@ class GapEnd:
     ended_at: datetime
 
 
+@dataclass(frozen=True)
+class Prune:
+    """Drop raw samples older than `before`; events, gaps and sessions are kept."""
+
+    before: datetime
+
+
 _STOP = object()
 
 
@@ -199,6 +206,9 @@ class HistoryStore:
                 cursor.execute("INSERT INTO gaps VALUES (?, ?, NULL, ?)", [gap.server, gap.started_at, gap.reason])
             for end in by_type.get(GapEnd, []):
                 cursor.execute("UPDATE gaps SET ended_at = ? WHERE server = ? AND ended_at IS NULL", [end.ended_at, end.server])
+            for prune in by_type.get(Prune, []):
+                cursor.execute("DELETE FROM room_samples WHERE ts < ?", [prune.before])
+                cursor.execute("DELETE FROM server_samples WHERE ts < ?", [prune.before])
             new_events = self._insert_events(cursor, by_type.get(HistoryEvent, []))
             self._apply_sessions(cursor, new_events)
             if room_samples:

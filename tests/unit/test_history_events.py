@@ -57,3 +57,24 @@ def test_a_failed_snapshot_says_nothing_changed():
 
     failed = ServerSnapshot("s", T0, 0.0, error=GatewayError(Category.UNREACHABLE, "down"))
     assert diff(snap(T0, person("PA_A", T0)), failed) == []
+
+
+def test_pruning_drops_old_samples_and_keeps_sessions(tmp_path):
+    from lib.history.events import HistoryEvent
+    from lib.history.store import HistoryStore, Prune, RoomSample, ServerSample
+
+    store = HistoryStore(tmp_path / "h.duckdb")
+    try:
+        old, new = T0, T0 + timedelta(days=8)
+        store.submit([
+            RoomSample("s", old, "RM_1", "r", 2, 1, 0, 1), RoomSample("s", new, "RM_1", "r", 1, 1, 0, 1),
+            ServerSample("s", old, True, 1, 2, None), ServerSample("s", new, True, 1, 1, None),
+            HistoryEvent("wh:1", "s", old, "webhook", "participant_joined", "RM_1", "r", "PA_A", "a", "standard"),
+        ])  # fmt: skip
+        store.submit([Prune(T0 + timedelta(days=1))])
+        store.flush()
+        assert store.query("SELECT count(*) AS n FROM room_samples").n.iloc[0] == 1
+        assert store.query("SELECT count(*) AS n FROM server_samples").n.iloc[0] == 1
+        assert store.query("SELECT count(*) AS n FROM participant_sessions").n.iloc[0] == 1
+    finally:
+        store.close()
