@@ -23,6 +23,8 @@ PAGES = [
     ("Live", "overview", "overview.py", "Overview", ":material/dashboard:"),
     ("Live", "rooms", "rooms.py", "Rooms", ":material/meeting_room:"),
     ("Live", "agents", "agents.py", "Agents", ":material/smart_toy:"),
+    ("History", "history", "history.py", "History", ":material/monitoring:"),
+    ("History", "sessions", "sessions.py", "Sessions", ":material/timeline:"),
     ("Admin", "settings", "settings.py", "Servers", ":material/dns:"),
     ("Admin", "users", "users.py", "Users", ":material/group:"),
     ("Admin", "audit", "audit.py", "Audit", ":material/history_edu:"),

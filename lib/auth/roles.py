@@ -23,6 +23,8 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "settings": frozenset({"admin"}),
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
+    "history": frozenset({"admin", "operator", "analyst"}),
+    "sessions": frozenset({"admin", "operator", "analyst"}),
 }
 
 # Actions beyond seeing a page.

@@ -29,13 +29,13 @@ from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_s
 pytestmark = pytest.mark.integration
 
 PAGES = REPO_ROOT / "pages"
-PAGE_IDS = ("overview", "rooms", "agents", "settings", "users", "audit", "account")
-TITLES = {"overview": "Overview", "rooms": "Rooms", "agents": "Agents", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account"}
+PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "settings", "users", "audit", "account")
+TITLES = {"overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account"}
 # Written out by hand so that a wrong edit of PAGE_ROLES fails here, not only moves the matrix.
 EXPECTED_PAGES = {
     "admin": set(PAGE_IDS),
-    "operator": {"overview", "rooms", "agents", "account"},
-    "analyst": {"overview", "account"},
+    "operator": {"overview", "rooms", "agents", "history", "sessions", "account"},
+    "analyst": {"overview", "history", "sessions", "account"},
     "host": {"account"},
 }
 DEFAULT_TITLE = {"admin": "Overview", "operator": "Overview", "analyst": "Overview", "host": "Account"}

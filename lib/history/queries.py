@@ -1,0 +1,218 @@
+"""Questions the History page asks of the history store, one function per chart, each returning
+exactly the DataFrame that chart draws (and that its downloads hold).
+
+Times are compared as epoch seconds, so results do not depend on the session's time zone; days
+are UTC days. Every value from the caller reaches DuckDB as a parameter; the only text spliced
+into SQL is this module's own column names.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from .events import JOB_STATE, TRACK_PUBLISHED
+from .store import HistoryStore
+
+MAX_POINTS = 500
+DAY = 86400
+TOP_ROOMS = 10
+PRESETS = {"1 h": timedelta(hours=1), "24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
+
+
+def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> int:
+    """The bucket width for at most about `max_points` buckets: range / max_points rounded up to
+    a whole second below a minute, a whole minute below an hour, else a whole hour."""
+    raw = max((end - start).total_seconds() / max_points, 1.0)
+    for unit in (1, 60, 3600):
+        if raw <= unit * 60 or unit == 3600:
+            return int(math.ceil(raw / unit) * unit)
+    raise AssertionError("unreachable")
+
+
+def _epoch(value: datetime) -> float:
+    if value.tzinfo is None:  # naive times are taken as UTC, like everything stored
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def _filters(servers: list[str] | None, rooms: list[str] | None, server_col: str = "server", room_col: str = "room") -> tuple[str, list[object]]:
+    """SQL conditions (each starting with AND) and their parameters; None means no filter."""
+    sql, params = "", []
+    if servers is not None:
+        sql += f" AND list_contains(?::VARCHAR[], {server_col})"
+        params.append(list(servers))
+    if rooms is not None:
+        sql += f" AND list_contains(?::VARCHAR[], {room_col})"
+        params.append(list(rooms))
+    return sql, params
+
+
+def servers(store: HistoryStore) -> list[str]:
+    found = store.query("SELECT server FROM server_samples UNION SELECT server FROM events ORDER BY server")
+    return list(found["server"])
+
+
+def rooms(store: HistoryStore, servers: list[str] | None = None) -> list[str]:
+    where, params = _filters(servers, None)
+    found = store.query(
+        f"SELECT room FROM room_samples WHERE TRUE {where} UNION SELECT room FROM room_sessions WHERE TRUE {where} ORDER BY room",
+        params + params,
+    )
+    return list(found["room"])
+
+
+def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Per server and time bucket, the most rooms and participants seen at once (columns ts,
+    server, rooms, participants). Every bucket of every server with data in the range has a row;
+    a bucket without a successful sample (an outage, a recorded gap, the collector not running)
+    has NULL values, so a chart shows a break, never an invented zero."""
+    step = bucket_seconds(start, end)
+    t0, t1 = _epoch(start), _epoch(end)
+    count = max(1, math.ceil((t1 - t0) / step))
+    server_where, server_params = _filters(servers, None, "s.server")
+    room_where, room_params = _filters(None, rooms, room_col="r.room")
+    sql = f"""
+    WITH ticks AS (
+        SELECT s.server, s.ts, epoch(s.ts) AS t FROM server_samples s
+        WHERE s.ok AND epoch(s.ts) >= ? AND epoch(s.ts) < ? {server_where}
+          AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.server = s.server AND s.ts >= g.started_at
+                          AND (g.ended_at IS NULL OR s.ts < g.ended_at))
+    ),
+    per_tick AS (
+        SELECT t.server, t.t, count(r.room_sid) AS rooms, coalesce(sum(r.participants), 0) AS participants
+        FROM ticks t LEFT JOIN room_samples r ON r.server = t.server AND r.ts = t.ts {room_where}
+        GROUP BY t.server, t.ts, t.t
+    ),
+    per_bucket AS (
+        SELECT server, floor((t - ?) / ?)::BIGINT AS b, max(rooms) AS rooms, max(participants) AS participants
+        FROM per_tick GROUP BY ALL
+    ),
+    grid AS (
+        SELECT s.server, g.b FROM (SELECT DISTINCT server FROM server_samples s
+                                   WHERE epoch(s.ts) >= ? AND epoch(s.ts) < ? {server_where}) s,
+             range(?) g(b)
+    )
+    SELECT to_timestamp(? + grid.b * ?) AS ts, grid.server, p.rooms, p.participants
+    FROM grid LEFT JOIN per_bucket p ON p.server = grid.server AND p.b = grid.b
+    ORDER BY grid.server, ts
+    """
+    params: list[object] = [t0, t1, *server_params, *room_params, t0, step, t0, t1, *server_params, count, t0, step]
+    frame = store.query(sql, params)
+    frame["rooms"] = frame["rooms"].astype("Int64")
+    frame["participants"] = frame["participants"].astype("Int64")
+    return frame
+
+
+def _session_overlap(store: HistoryStore, select: str, select_params: list[object], start: datetime, end: datetime,
+                     servers: list[str] | None, rooms: list[str] | None, now: datetime | None) -> pd.DataFrame:
+    """Run `select` over `spans`: participant sessions clipped to the range (epochs a to z), a
+    session still open running until now."""
+    lo, hi = _epoch(start), _epoch(end)
+    current = _epoch(now or datetime.now(timezone.utc))
+    where, params = _filters(servers, rooms)
+    clipped = f"""
+        WITH clipped AS (
+            SELECT server, room, greatest(epoch(joined_at), ?) AS a,
+                   least(coalesce(epoch(left_at), ?), ?, ?) AS z
+            FROM participant_sessions WHERE joined_at IS NOT NULL {where}
+        ), spans AS (SELECT * FROM clipped WHERE z > a)
+    """
+    return store.query(clipped + select, [lo, current, hi, current, *params, *select_params])
+
+
+def participant_minutes_per_day(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None,
+                                rooms: list[str] | None, now: datetime | None = None) -> pd.DataFrame:
+    """Per UTC day, the minutes participants spent in rooms within the range (columns day,
+    participant_minutes); a session still open counts up to now."""
+    select = f"""
+        , days AS (SELECT d * {DAY} AS day_start FROM range(floor(? / {DAY})::BIGINT, ceil(? / {DAY})::BIGINT) r(d))
+        SELECT timezone('UTC', to_timestamp(day_start))::DATE AS day,
+               sum(least(z, day_start + {DAY}) - greatest(a, day_start)) / 60.0 AS participant_minutes
+        FROM spans, days
+        WHERE a < day_start + {DAY} AND z > day_start
+        GROUP BY day_start ORDER BY day_start
+    """
+    return _session_overlap(store, select, [_epoch(start), _epoch(end)], start, end, servers, rooms, now)
+
+
+def top_rooms(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None,
+              rooms: list[str] | None, now: datetime | None = None) -> pd.DataFrame:
+    """The rooms with the most participant-minutes in the range, at most ten (columns server,
+    room, participant_minutes)."""
+    select = f"""
+        SELECT server, room, sum(z - a) / 60.0 AS participant_minutes
+        FROM spans GROUP BY server, room
+        ORDER BY participant_minutes DESC, server, room LIMIT {TOP_ROOMS}
+    """
+    return _session_overlap(store, select, [], start, end, servers, rooms, now)
+
+
+def sessions_per_day(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Room sessions started per UTC day in the range (columns day, sessions)."""
+    where, params = _filters(servers, rooms)
+    return store.query(
+        f"""SELECT timezone('UTC', started_at)::DATE AS day, count(*) AS sessions FROM room_sessions
+            WHERE epoch(started_at) >= ? AND epoch(started_at) < ? {where}
+            GROUP BY day ORDER BY day""",
+        [_epoch(start), _epoch(end), *params],
+    )
+
+
+def session_durations(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Participant sessions that ended in the range, with their length in minutes and whether the
+    end is estimated (noticed by a snapshot, not reported by a webhook)."""
+    where, params = _filters(servers, rooms)
+    return store.query(
+        f"""SELECT server, room, identity, kind, joined_at, left_at,
+                   (epoch(left_at) - epoch(joined_at)) / 60.0 AS minutes, left_estimated AS estimated
+            FROM participant_sessions
+            WHERE joined_at IS NOT NULL AND left_at IS NOT NULL
+              AND epoch(left_at) >= ? AND epoch(left_at) < ? {where}
+            ORDER BY left_at, server, identity""",
+        [_epoch(start), _epoch(end), *params],
+    )
+
+
+def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """The most participants sampled at once in each room in the range (columns server, room,
+    peak_participants)."""
+    where, params = _filters(servers, rooms)
+    return store.query(
+        f"""SELECT server, room, max(participants) AS peak_participants FROM room_samples
+            WHERE epoch(ts) >= ? AND epoch(ts) < ? {where}
+            GROUP BY server, room ORDER BY peak_participants DESC, server, room""",
+        [_epoch(start), _epoch(end), *params],
+    )
+
+
+def _events_by(store: HistoryStore, kind: str, column: str, start: datetime, end: datetime,
+               servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    step = bucket_seconds(start, end)
+    t0 = _epoch(start)
+    where, params = _filters(servers, rooms)
+    return store.query(
+        f"""SELECT to_timestamp(? + floor((epoch(ts) - ?) / ?) * ?) AS ts, {column}, count(*) AS events
+            FROM events WHERE kind = ? AND epoch(ts) >= ? AND epoch(ts) < ? {where}
+            GROUP BY ALL ORDER BY ts, {column}""",
+        [t0, t0, step, step, kind, t0, _epoch(end), *params],
+    )
+
+
+def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Agent job state changes per time bucket and job status (columns ts, job_status, events)."""
+    return _events_by(store, JOB_STATE, "job_status", start, end, servers, rooms)
+
+
+def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Tracks published per time bucket and track source (columns ts, track_source, events)."""
+    return _events_by(store, TRACK_PUBLISHED, "track_source", start, end, servers, rooms)
+
+
+def preset_range(label: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The (start, end) of a named range ending now."""
+    end = now or datetime.now(timezone.utc)
+    return end - PRESETS[label], end
+

@@ -1,0 +1,42 @@
+"""Pieces the history pages share: the history store (or a clear word that it is not running
+here) and one time-range picker."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import streamlit as st
+
+from .. import services
+from ..history import queries
+from ..history.store import HistoryStore
+
+CUSTOM = "custom"
+
+
+def store_or_stop(svc: services.Services) -> HistoryStore:
+    """The history store; without one (a process that is not the dashboard's server) the page
+    says so and stops."""
+    if svc.history is None:
+        st.info("History is collected by the dashboard's server process; it is not running here.")
+        st.stop()
+    return svc.history
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def range_picker(key: str, default: str = "24 h") -> tuple[datetime, datetime] | None:
+    """(start, end) of the chosen range: a preset ending now, or whole UTC days; None while a
+    custom range is half picked."""
+    choice = st.segmented_control("Range", [*queries.PRESETS, CUSTOM], default=default, key=f"{key}_range")
+    if choice != CUSTOM:
+        return queries.preset_range(choice or default)
+    today = datetime.now(timezone.utc).date()
+    picked = st.date_input("Days (UTC)", (today - timedelta(days=6), today), max_value=today, key=f"{key}_days")
+    if not isinstance(picked, tuple) or len(picked) != 2:
+        st.caption("Pick the first and the last day.")
+        return None
+    first, last = picked
+    return _utc(first), _utc(last) + timedelta(days=1)

@@ -1,0 +1,137 @@
+"""History: what the servers carried over time, from the history store, as charts with their data."""
+
+import io
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from lib import services
+from lib.auth import guard
+from lib.history import queries
+from lib.ui import history as history_ui
+
+log = logging.getLogger(__name__)
+
+guard.require_page("history")
+svc = services.get()
+st.title("History")
+store = history_ui.store_or_stop(svc)
+NO_DATA = "No data in this range"
+
+
+def downloads(frame: pd.DataFrame, name: str) -> None:
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet, index=False)
+    left, right = st.columns(2)
+    left.download_button("CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv", key=f"{name}_csv", icon=":material/download:")
+    right.download_button("Parquet", parquet.getvalue(), f"{name}.parquet", "application/vnd.apache.parquet",
+                          key=f"{name}_parquet", icon=":material/download:")  # fmt: skip
+
+
+def chart(title: str, source: str, name: str, frame: pd.DataFrame, draw: Callable[[pd.DataFrame], object], empty: bool | None = None) -> None:
+    st.subheader(title)
+    st.caption(source)
+    if frame.empty if empty is None else empty:
+        st.caption(NO_DATA)
+        return
+    st.plotly_chart(draw(frame), key=f"{name}_chart")
+    downloads(frame, name)
+
+
+controls = st.columns([2, 1, 1])
+with controls[0]:
+    span = history_ui.range_picker("history")
+try:
+    known_servers = queries.servers(store)
+    chosen_servers = controls[1].multiselect("Servers", known_servers, key="history_servers", placeholder="All servers") or None
+    chosen_rooms = controls[2].multiselect("Rooms", queries.rooms(store, chosen_servers), key="history_rooms", placeholder="All rooms") or None
+except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short message
+    log.exception("reading the history filters failed")
+    st.error("The history store could not be read; see the server log.")
+    st.stop()
+if span is None:
+    st.stop()
+start, end = span
+args = (store, start, end, chosen_servers, chosen_rooms)
+st.caption(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, in buckets of {timedelta(seconds=queries.bucket_seconds(start, end))}")
+
+try:
+    data = {
+        "concurrency": queries.concurrency(*args),
+        "participant_minutes": queries.participant_minutes_per_day(*args),
+        "sessions_per_day": queries.sessions_per_day(*args),
+        "session_durations": queries.session_durations(*args),
+        "peak_per_room": queries.peak_per_room(*args),
+        "top_rooms": queries.top_rooms(*args),
+        "jobs_by_state": queries.jobs_by_state(*args),
+        "tracks_by_source": queries.tracks_by_source(*args),
+    }
+except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short message
+    log.exception("history queries failed for %s to %s", start, end)
+    st.error("The history store could not be read; see the server log.")
+    st.stop()
+
+concurrency = data["concurrency"]
+chart(
+    "Rooms and participants",
+    "The most seen at once per bucket, from the collector's server and room samples. "
+    "Breaks are outages or times nothing was collected, not zeros.",
+    "concurrency",
+    concurrency,
+    lambda f: px.line(f.melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
+                      x="ts", y="count", color="server", line_dash="measure", labels={"ts": "time (UTC)"}),  # fmt: skip
+    empty=concurrency["participants"].isna().all(),
+)
+chart(
+    "Participant-minutes per day",
+    "Time participants spent in rooms, per UTC day, from sessions built from join and leave events; open sessions count up to now.",
+    "participant_minutes",
+    data["participant_minutes"],
+    lambda f: px.bar(f, x="day", y="participant_minutes"),
+)
+chart(
+    "Room sessions per day",
+    "Rooms started per UTC day, from room_started events (or a room's first participant when its start was missed).",
+    "sessions_per_day",
+    data["sessions_per_day"],
+    lambda f: px.bar(f, x="day", y="sessions"),
+)
+chart(
+    "Participant session durations",
+    "Minutes from join to leave of sessions that ended in the range; an estimated end is when a snapshot noticed the leave.",
+    "session_durations",
+    data["session_durations"],
+    lambda f: px.histogram(f, x="minutes", color="estimated"),
+)
+chart(
+    "Peak participants per room",
+    "The most participants in one room sample, from the collector's room samples.",
+    "peak_per_room",
+    data["peak_per_room"],
+    lambda f: px.bar(f, x="room", y="peak_participants", color="server"),
+)
+chart(
+    "Top rooms by participant-minutes",
+    "The ten rooms where participants spent the most time in the range, from participant sessions.",
+    "top_rooms",
+    data["top_rooms"],
+    lambda f: px.bar(f, x="participant_minutes", y="room", color="server", orientation="h"),
+)
+chart(
+    "Agent jobs by state",
+    "Agent job state changes per bucket, from agent_job_state events.",
+    "jobs_by_state",
+    data["jobs_by_state"],
+    lambda f: px.bar(f, x="ts", y="events", color="job_status", labels={"ts": "time (UTC)"}),
+)
+chart(
+    "Tracks published by source",
+    "Tracks published per bucket, from track_published events (webhooks, or inferred between snapshots).",
+    "tracks_by_source",
+    data["tracks_by_source"],
+    lambda f: px.bar(f, x="ts", y="events", color="track_source", labels={"ts": "time (UTC)"}),
+)
