@@ -188,27 +188,33 @@ def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: 
     )
 
 
-def _events_by(store: HistoryStore, kind: str, column: str, start: datetime, end: datetime,
+def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start: datetime, end: datetime,
                servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Changes of one kind per bucket. A change seen both in a webhook and between two snapshots
+    is stored once per source, so what is counted is distinct `subject`s (a track, a job state),
+    each at its earliest time."""
     step = bucket_seconds(start, end)
     t0 = _epoch(start)
     where, params = _filters(servers, rooms)
     return store.query(
-        f"""SELECT to_timestamp(? + floor((epoch(ts) - ?) / ?) * ?) AS ts, {column}, count(*) AS events
-            FROM events WHERE kind = ? AND epoch(ts) >= ? AND epoch(ts) < ? {where}
-            GROUP BY ALL ORDER BY ts, {column}""",
-        [t0, t0, step, step, kind, t0, _epoch(end), *params],
+        f"""WITH firsts AS (
+                SELECT server, {subject} AS subject, arg_min({column}, ts) AS {column}, min(ts) AS ts
+                FROM events WHERE kind = ? AND epoch(ts) >= ? AND epoch(ts) < ? {where}
+                GROUP BY server, {subject})
+            SELECT to_timestamp(? + floor((epoch(ts) - ?) / ?) * ?) AS ts, {column}, count(*) AS events
+            FROM firsts GROUP BY ALL ORDER BY ts, {column}""",
+        [kind, t0, _epoch(end), *params, t0, t0, step, step],
     )
 
 
 def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
     """Agent job state changes per time bucket and job status (columns ts, job_status, events)."""
-    return _events_by(store, JOB_STATE, "job_status", start, end, servers, rooms)
+    return _events_by(store, JOB_STATE, "job_status", "job_id || ':' || job_status", start, end, servers, rooms)
 
 
 def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
     """Tracks published per time bucket and track source (columns ts, track_source, events)."""
-    return _events_by(store, TRACK_PUBLISHED, "track_source", start, end, servers, rooms)
+    return _events_by(store, TRACK_PUBLISHED, "track_source", "track_sid", start, end, servers, rooms)
 
 
 def preset_range(label: str, now: datetime | None = None) -> tuple[datetime, datetime]:

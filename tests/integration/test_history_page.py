@@ -86,6 +86,9 @@ def recorded() -> list[object]:
         event(TRACK_PUBLISHED, 1, "standup", participant_sid="PA_alice", identity="alice", track_sid="TR_1", track_source="MICROPHONE"),
         event(TRACK_PUBLISHED, 1, "standup", participant_sid="PA_alice", identity="alice", track_sid="TR_2", track_source="CAMERA"),
         event(TRACK_PUBLISHED, 41, "review", participant_sid="PA_dave", identity="dave", track_sid="TR_3", track_source="MICROPHONE"),
+        # The same publish and job state again, as the collector infers them between snapshots.
+        event(TRACK_PUBLISHED, 1.1, "standup", source=SNAPSHOT, participant_sid="PA_alice", identity="alice", track_sid="TR_1", track_source="MICROPHONE"),
+        event(JOB_STATE, 41.1, "review", source=SNAPSHOT, job_id="AJ_1", job_status="JS_RUNNING"),
         # 30 minutes on 1 January and 45 on 2 January.
         person(PARTICIPANT_JOINED, 0, "nightly", "erin", base=MIDNIGHT),
         person(PARTICIPANT_LEFT, 75, "nightly", "erin", base=MIDNIGHT),
@@ -210,7 +213,7 @@ def test_peak_per_room_is_the_largest_sample(store: HistoryStore) -> None:
     assert dict(zip(frame["room"], frame["peak_participants"])) == {"standup": 3, "review": 1}
 
 
-def test_jobs_and_tracks_are_counted_by_state_and_source(store: HistoryStore) -> None:
+def test_jobs_and_tracks_are_counted_by_state_and_source_once_per_change(store: HistoryStore) -> None:
     jobs = queries.jobs_by_state(store, *RANGE, None, None)
     assert jobs.groupby("job_status")["events"].sum().to_dict() == {"JS_PENDING": 1, "JS_RUNNING": 1}
     tracks = queries.tracks_by_source(store, *RANGE, None, None)
