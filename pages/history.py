@@ -79,7 +79,8 @@ concurrency = data["concurrency"]
 chart(
     "Rooms and participants",
     "The most seen at once per bucket, from the collector's server and room samples. "
-    "Breaks are outages or times nothing was collected, not zeros.",
+    "Breaks are outages or times nothing was collected, not zeros. "
+    f"Samples are kept {svc.settings.sample_days:g} days, so older times show no line.",
     "concurrency",
     concurrency,
     lambda f: px.line(f.melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
@@ -109,7 +110,7 @@ chart(
 )
 chart(
     "Peak participants per room",
-    "The most participants in one room sample, from the collector's room samples.",
+    f"The most participants in one room sample, from the collector's room samples (kept {svc.settings.sample_days:g} days).",
     "peak_per_room",
     data["peak_per_room"],
     lambda f: px.bar(f, x="room", y="peak_participants", color="server"),
