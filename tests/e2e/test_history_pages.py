@@ -1,0 +1,121 @@
+"""The history pages in a real browser: real participants come and go on the real livekit-server,
+the dashboard's own collector records them, and History and Sessions draw what it recorded."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from livekit import api
+from playwright.sync_api import Locator, Page, expect
+
+from lib.livekit.devserver import DevServer
+from lib.sim.participants import ParticipantPool
+from tests.app_process import AppProcess
+from tests.conftest import ServerApi
+from tests.e2e.conftest import goto, screenshot, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+CHART_COUNT = 8  # the History page's charts, each with its CSV and Parquet download
+NO_DATA = "No data in this range"
+POLL_EVERY_S = 2.0
+POLL_FOR_S = 40.0  # several of the collector's samples (every 5 s by default)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    meeting: str  # alice and bob stay, carol leaves after a few seconds
+    support: str  # a caller and a dispatched agent
+
+
+def readable(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(2)}"
+
+
+@pytest.fixture(scope="module")
+def traffic(dashboard_process: AppProcess, livekit_server: DevServer, agent_worker) -> Iterator[Traffic]:  # type: ignore[no-untyped-def]
+    """Two rooms of real participants, joined once the dashboard (and its collector) runs."""
+    pool = ParticipantPool(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    lk_api = ServerApi(livekit_server)
+    traffic = Traffic(readable("weekly-sync"), readable("support-desk"))
+    try:
+        pool.join(traffic.meeting, "alice", name="Alice", publish_audio=True, publish_video=True)
+        pool.join(traffic.meeting, "bob", name="Bob", publish_audio=True)
+        carol = pool.join(traffic.meeting, "carol", name="Carol", publish_audio=True)
+        pool.join(traffic.support, "caller", name="Caller", publish_audio=True)
+        lk_api.call(lambda lk: lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=agent_worker.agent_name, room=traffic.support)
+        ))  # fmt: skip
+        time.sleep(6)  # at least one collector sample sees carol before she leaves
+        pool.leave(carol)
+        yield traffic
+    finally:
+        pool.close()
+        lk_api.close()
+
+
+def poll(page: Page, path: str, ready: Callable[[], bool]) -> None:
+    """Open `path` again every couple of seconds until `ready()`; the collector writes in the
+    background, and a page shows what was stored when it ran."""
+    deadline = time.monotonic() + POLL_FOR_S
+    goto(page, path)
+    while not ready():
+        if time.monotonic() > deadline:
+            return
+        page.wait_for_timeout(POLL_EVERY_S * 1000)
+        goto(page, path)
+
+
+def charts(page: Page) -> Locator:
+    return page.get_by_test_id("stPlotlyChart")
+
+
+def no_data(page: Page) -> Locator:
+    return page.get_by_text(NO_DATA, exact=True)
+
+
+def pick_range(page: Page, label: str) -> None:
+    page.get_by_test_id("stButtonGroup").get_by_text(label, exact=True).click()
+    wait_idle(page)
+
+
+def test_history_page_charts_real_traffic(page: Page, traffic: Traffic) -> None:
+    poll(page, "/history", lambda: charts(page).count() == CHART_COUNT and no_data(page).count() == 0)
+
+    pick_range(page, "1 h")
+    expect(charts(page)).to_have_count(CHART_COUNT)
+    expect(no_data(page)).to_have_count(0)
+    concurrency = page.get_by_test_id("stHeading").filter(has_text="Rooms and participants")
+    expect(concurrency).to_be_visible()
+    for chart in charts(page).all():
+        expect(chart).to_be_visible()
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(2 * CHART_COUNT)
+    expect(page.get_by_text(re.compile(r"in buckets of"))).to_be_visible()
+    screenshot(page, "history")
+
+
+def test_sessions_page_shows_a_timeline(page: Page, traffic: Traffic) -> None:
+    summary = page.get_by_text(re.compile(r"^\d+ sessions, \d+ live\."))
+    poll(page, "/sessions", lambda: summary.count() == 1)
+    expect(summary).to_be_visible()
+
+    search = page.get_by_role("textbox", name="Room name contains")
+    search.fill(traffic.meeting)
+    search.press("Enter")
+    search.blur()
+    wait_idle(page)
+
+    expect(page.get_by_text(re.compile(r"^1 sessions, 1 live\."))).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text=traffic.meeting)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Live: started "))).to_be_visible()
+    gantt = charts(page)
+    expect(gantt).to_have_count(1)
+    for who in ("alice", "bob", "carol"):
+        expect(gantt.get_by_text(who, exact=True).first).to_be_attached()
+    screenshot(page, "sessions")
