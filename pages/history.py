@@ -78,9 +78,10 @@ except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short m
 concurrency = data["concurrency"]
 chart(
     "Rooms and participants",
-    "The most seen at once per bucket, from the collector's server and room samples. "
-    "Breaks are outages or times nothing was collected, not zeros. "
-    f"Samples are kept {svc.settings.sample_days:g} days, so older times show no line.",
+    "The most seen at once per bucket, from the collector's server and room samples (per-minute and "
+    "per-hour rollups for buckets of a minute or more). Breaks are outages or times nothing was collected, not zeros. "
+    + ("With several rooms chosen, buckets of a minute or more add up each room's busiest moment: an upper bound. "
+     if chosen_rooms and len(chosen_rooms) > 1 and queries.rollup_grain(queries.bucket_seconds(start, end)) else ""),
     "concurrency",
     concurrency,
     lambda f: px.line(f.melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
@@ -110,7 +111,7 @@ chart(
 )
 chart(
     "Peak participants per room",
-    f"The most participants in one room sample, from the collector's room samples (kept {svc.settings.sample_days:g} days).",
+    "The most participants in one room sample, from the collector's room samples (their rollups for ranges over 6 hours).",
     "peak_per_room",
     data["peak_per_room"],
     lambda f: px.bar(f, x="room", y="peak_participants", color="server"),

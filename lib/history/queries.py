@@ -64,12 +64,65 @@ def rooms(store: HistoryStore, servers: list[str] | None = None) -> list[str]:
     return list(found["room"])
 
 
+def rollup_grain(step: int) -> str | None:
+    """Which rollup a bucket of `step` seconds reads: none below a minute (raw samples)."""
+    if step >= 3600 and step % 3600 == 0:
+        return "hour"
+    if step >= 60 and step % 60 == 0:
+        return "minute"
+    return None
+
+
+def _concurrency_from_rollups(store: HistoryStore, grain: str, start: datetime, end: datetime, step: int,
+                              servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Like `concurrency`, from the minute or hour rollups. Without a room filter the values are
+    exact (the most seen at once in the bucket). With a room filter they add up each room's
+    busiest moment in the bucket, which is exact for one room and an upper bound for several."""
+    unit = 3600 if grain == "hour" else 60
+    t1 = _epoch(end)
+    t0 = math.floor(_epoch(start) / unit) * unit  # the grid starts on a rollup boundary
+    count = max(1, math.ceil((t1 - t0) / step))
+    server_where, server_params = _filters(servers, None)
+    if rooms is None:
+        per_bucket = f"""SELECT server, floor((epoch(bucket) - ?) / ?)::BIGINT AS b, max(rooms_max) AS rooms,
+                                max(participants_max) AS participants
+                         FROM server_rollup WHERE grain = ? AND ok_samples > 0 AND epoch(bucket) >= ? AND epoch(bucket) < ? {server_where}
+                         GROUP BY ALL"""
+        params: list[object] = [t0, step, grain, t0, t1, *server_params]
+    else:
+        room_where, room_params = _filters(servers, rooms)
+        per_bucket = f"""SELECT server, b, count(DISTINCT room) AS rooms, sum(peak) AS participants FROM (
+                             SELECT server, room, floor((epoch(bucket) - ?) / ?)::BIGINT AS b, max(participants_max) AS peak
+                             FROM room_rollup WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {room_where}
+                             GROUP BY ALL) GROUP BY server, b"""
+        params = [t0, step, grain, t0, t1, *room_params]
+    sql = f"""
+    WITH per_bucket AS ({per_bucket}),
+    grid AS (
+        SELECT s.server, g.b FROM (SELECT DISTINCT server FROM server_rollup
+                                   WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {server_where}) s,
+             range(?) g(b)
+    )
+    SELECT to_timestamp(? + grid.b * ?) AS ts, grid.server, p.rooms, p.participants
+    FROM grid LEFT JOIN per_bucket p ON p.server = grid.server AND p.b = grid.b
+    ORDER BY grid.server, ts
+    """
+    frame = store.query(sql, [*params, grain, t0, t1, *server_params, count, t0, step])
+    frame["rooms"] = frame["rooms"].astype("Int64")
+    frame["participants"] = frame["participants"].astype("Int64")
+    return frame
+
+
 def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
     """Per server and time bucket, the most rooms and participants seen at once (columns ts,
     server, rooms, participants). Every bucket of every server with data in the range has a row;
     a bucket without a successful sample (an outage, a recorded gap, the collector not running)
-    has NULL values, so a chart shows a break, never an invented zero."""
+    has NULL values, so a chart shows a break, never an invented zero. Buckets of a minute or
+    more read the rollups, so any range reads a bounded number of rows."""
     step = bucket_seconds(start, end)
+    grain = rollup_grain(step)
+    if grain is not None:
+        return _concurrency_from_rollups(store, grain, start, end, step, servers, rooms)
     t0, t1 = _epoch(start), _epoch(end)
     count = max(1, math.ceil((t1 - t0) / step))
     server_where, server_params = _filters(servers, None, "s.server")
@@ -180,11 +233,19 @@ def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: 
     """The most participants sampled at once in each room in the range (columns server, room,
     peak_participants)."""
     where, params = _filters(servers, rooms)
+    if end - start <= timedelta(hours=6):  # short ranges: the raw samples, to the second
+        return store.query(
+            f"""SELECT server, room, max(participants) AS peak_participants FROM room_samples
+                WHERE epoch(ts) >= ? AND epoch(ts) < ? {where}
+                GROUP BY server, room ORDER BY peak_participants DESC, server, room""",
+            [_epoch(start), _epoch(end), *params],
+        )
+    grain = "minute" if end - start <= timedelta(days=7) else "hour"
     return store.query(
-        f"""SELECT server, room, max(participants) AS peak_participants FROM room_samples
-            WHERE epoch(ts) >= ? AND epoch(ts) < ? {where}
+        f"""SELECT server, room, max(participants_max) AS peak_participants FROM room_rollup
+            WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {where}
             GROUP BY server, room ORDER BY peak_participants DESC, server, room""",
-        [_epoch(start), _epoch(end), *params],
+        [grain, _epoch(start), _epoch(end), *params],
     )
 
 

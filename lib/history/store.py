@@ -11,7 +11,9 @@ Concurrency model (decided here and nowhere else):
 
 What is stored grows with change, not with time times participants: one row per active room per
 interval (room_samples), one per server per interval (server_samples), events only when
-something changed, and the sessions reconstructed from them. Gaps record when a server could
+something changed, and the sessions reconstructed from them. Per-minute and per-hour rollups of
+the samples (server_rollup, room_rollup) are kept when raw samples are pruned, so a chart over
+any range reads a bounded number of rows. Gaps record when a server could
 not be read: an outage is a gap, never a run of invented zeros.
 """
 
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS room_sessions (
     server VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
     started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, end_estimated BOOLEAN NOT NULL DEFAULT FALSE,
     peak_participants INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (server, room_sid));
+CREATE TABLE IF NOT EXISTS server_rollup (
+    grain VARCHAR NOT NULL, server VARCHAR NOT NULL, bucket TIMESTAMPTZ NOT NULL, ok_samples INTEGER NOT NULL,
+    rooms_max INTEGER NOT NULL, participants_max INTEGER NOT NULL, PRIMARY KEY (grain, server, bucket));
+CREATE TABLE IF NOT EXISTS room_rollup (
+    grain VARCHAR NOT NULL, server VARCHAR NOT NULL, room VARCHAR NOT NULL, bucket TIMESTAMPTZ NOT NULL,
+    samples INTEGER NOT NULL, participants_max INTEGER NOT NULL, participants_sum BIGINT NOT NULL,
+    PRIMARY KEY (grain, server, room, bucket));
 CREATE TABLE IF NOT EXISTS participant_sessions (
     server VARCHAR NOT NULL, participant_sid VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
     identity VARCHAR NOT NULL, kind VARCHAR NOT NULL, joined_at TIMESTAMPTZ, left_at TIMESTAMPTZ,
@@ -117,6 +126,8 @@ class HistoryStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(path))
+        # Buckets (date_trunc) follow the session's time zone: UTC, whatever the host's is.
+        self._conn.execute("SET TimeZone = 'UTC'")
         self._conn.execute(SCHEMA)
         self._queue: queue.Queue[object] = queue.Queue()
         self._idle = threading.Condition()
@@ -199,9 +210,11 @@ class HistoryStore:
             by_type.setdefault(type(item), []).append(item)
         cursor.begin()
         try:
-            self._append(cursor, "server_samples", by_type.get(ServerSample, []))
+            server_samples = by_type.get(ServerSample, [])
+            self._append(cursor, "server_samples", server_samples)
             room_samples = by_type.get(RoomSample, [])
             self._append(cursor, "room_samples", room_samples)
+            self._roll_up(cursor, server_samples, room_samples)
             for gap in by_type.get(GapStart, []):
                 cursor.execute("INSERT INTO gaps VALUES (?, ?, NULL, ?)", [gap.server, gap.started_at, gap.reason])
             for end in by_type.get(GapEnd, []):
@@ -228,6 +241,41 @@ class HistoryStore:
             cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
         finally:
             cursor.unregister("incoming")
+
+    @staticmethod
+    def _roll_up(cursor: duckdb.DuckDBPyConnection, servers: list[ServerSample], rooms: list[RoomSample]) -> None:
+        """Fold new samples into the minute and hour rollups. Server rows keep the most rooms and
+        participants seen at once (the samples' own totals), so "most at once" stays exact."""
+        ok = [s for s in servers if s.ok]
+        for grain in ("minute", "hour"):
+            if ok:
+                frame = pd.DataFrame([{"server": s.server, "ts": s.ts, "rooms": s.rooms or 0, "participants": s.participants or 0} for s in ok])
+                cursor.register("rolling", frame)
+                try:
+                    cursor.execute(
+                        "INSERT INTO server_rollup SELECT ?, server, date_trunc(?, ts), count(*), max(rooms), max(participants) "
+                        "FROM rolling GROUP BY ALL ON CONFLICT (grain, server, bucket) DO UPDATE SET "
+                        "ok_samples = server_rollup.ok_samples + excluded.ok_samples, "
+                        "rooms_max = greatest(server_rollup.rooms_max, excluded.rooms_max), "
+                        "participants_max = greatest(server_rollup.participants_max, excluded.participants_max)",
+                        [grain, grain],
+                    )
+                finally:
+                    cursor.unregister("rolling")
+            if rooms:
+                frame = pd.DataFrame([{"server": r.server, "room": r.room, "ts": r.ts, "participants": r.participants} for r in rooms])
+                cursor.register("rolling", frame)
+                try:
+                    cursor.execute(
+                        "INSERT INTO room_rollup SELECT ?, server, room, date_trunc(?, ts), count(*), max(participants), sum(participants) "
+                        "FROM rolling GROUP BY ALL ON CONFLICT (grain, server, room, bucket) DO UPDATE SET "
+                        "samples = room_rollup.samples + excluded.samples, "
+                        "participants_max = greatest(room_rollup.participants_max, excluded.participants_max), "
+                        "participants_sum = room_rollup.participants_sum + excluded.participants_sum",
+                        [grain, grain],
+                    )
+                finally:
+                    cursor.unregister("rolling")
 
     @staticmethod
     def _insert_events(cursor: duckdb.DuckDBPyConnection, events: list[object]) -> list[HistoryEvent]:
