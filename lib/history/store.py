@@ -297,48 +297,71 @@ class HistoryStore:
 
     @staticmethod
     def _apply_sessions(cursor: duckdb.DuckDBPyConnection, events: list[HistoryEvent]) -> None:
-        """Fold new events into room and participant sessions. Order and duplicates do not
-        matter: a join keeps the earliest time, an exact end replaces an estimated one, and an
-        end that arrives before its start still makes a session."""
-        for e in events:
-            if e.kind == ROOM_STARTED:
-                cursor.execute(
-                    "INSERT INTO room_sessions (server, room_sid, room, started_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (server, room_sid) DO UPDATE SET started_at = "
-                    "CASE WHEN room_sessions.started_at IS NULL THEN excluded.started_at "
-                    "ELSE least(room_sessions.started_at, excluded.started_at) END",
-                    [e.server, e.room_sid, e.room, e.ts],
-                )
-            elif e.kind == ROOM_FINISHED:
-                cursor.execute(
-                    "INSERT INTO room_sessions (server, room_sid, room, ended_at, end_estimated) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (server, room_sid) DO UPDATE SET "
-                    "ended_at = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.ended_at ELSE room_sessions.ended_at END, "
-                    "end_estimated = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.end_estimated ELSE room_sessions.end_estimated END",
-                    [e.server, e.room_sid, e.room, e.ts, e.estimated],
-                )
-            elif e.kind == PARTICIPANT_JOINED:
-                cursor.execute(
-                    "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, joined_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, participant_sid) DO UPDATE SET joined_at = "
-                    "CASE WHEN participant_sessions.joined_at IS NULL THEN excluded.joined_at "
-                    "ELSE least(participant_sessions.joined_at, excluded.joined_at) END",
-                    [e.server, e.participant_sid, e.room_sid, e.room, e.identity, e.participant_kind or "standard", e.ts],
-                )
-                # A participant in a room means the room exists, even if its start was missed.
-                cursor.execute(
-                    "INSERT INTO room_sessions (server, room_sid, room, started_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (server, room_sid) DO NOTHING",
-                    [e.server, e.room_sid, e.room, e.ts],
-                )
-            elif e.kind == PARTICIPANT_LEFT:
-                cursor.execute(
-                    "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, left_at, left_estimated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, participant_sid) DO UPDATE SET "
-                    "left_at = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_at ELSE participant_sessions.left_at END, "
-                    "left_estimated = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_estimated ELSE participant_sessions.left_estimated END",
-                    [e.server, e.participant_sid, e.room_sid, e.room, e.identity, e.participant_kind or "standard", e.ts, e.estimated],
-                )
+        """Fold new events into room and participant sessions, one statement per kind for the
+        whole batch. Order and duplicates do not matter: a start or join keeps the earliest
+        time, an exact end replaces an estimated one (within the batch too), and an end that
+        arrives before its start still makes a session."""
+        if not events:
+            return
+        frame = pd.DataFrame([asdict(e) | {"estimated": e.estimated} for e in events])
+        frame["participant_kind"] = frame["participant_kind"].replace("", "standard")
+        by_kind = {kind: rows for kind, rows in frame.groupby("kind")}
+
+        def run(sql: str, rows: pd.DataFrame) -> None:
+            cursor.register("batch", rows)
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.unregister("batch")
+
+        # The best end per session: exact before estimated, then the earliest.
+        best_end = "arg_min(ts, (estimated, ts))"
+        if ROOM_STARTED in by_kind:
+            run(
+                "INSERT INTO room_sessions (server, room_sid, room, started_at) "
+                "SELECT server, room_sid, any_value(room), min(ts) FROM batch GROUP BY server, room_sid "
+                "ON CONFLICT (server, room_sid) DO UPDATE SET started_at = "
+                "CASE WHEN room_sessions.started_at IS NULL THEN excluded.started_at "
+                "ELSE least(room_sessions.started_at, excluded.started_at) END",
+                by_kind[ROOM_STARTED],
+            )
+        if PARTICIPANT_JOINED in by_kind:
+            joins = by_kind[PARTICIPANT_JOINED]
+            run(
+                "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, joined_at) "
+                "SELECT server, participant_sid, any_value(room_sid), any_value(room), any_value(identity), "
+                "any_value(participant_kind), min(ts) FROM batch GROUP BY server, participant_sid "
+                "ON CONFLICT (server, participant_sid) DO UPDATE SET joined_at = "
+                "CASE WHEN participant_sessions.joined_at IS NULL THEN excluded.joined_at "
+                "ELSE least(participant_sessions.joined_at, excluded.joined_at) END",
+                joins,
+            )
+            # A participant in a room means the room exists, even if its start was missed.
+            run(
+                "INSERT INTO room_sessions (server, room_sid, room, started_at) "
+                "SELECT server, room_sid, any_value(room), min(ts) FROM batch GROUP BY server, room_sid "
+                "ON CONFLICT (server, room_sid) DO NOTHING",
+                joins,
+            )
+        if ROOM_FINISHED in by_kind:
+            run(
+                "INSERT INTO room_sessions (server, room_sid, room, ended_at, end_estimated) "
+                f"SELECT server, room_sid, any_value(room), {best_end}, bool_and(estimated) FROM batch GROUP BY server, room_sid "
+                "ON CONFLICT (server, room_sid) DO UPDATE SET "
+                "ended_at = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.ended_at ELSE room_sessions.ended_at END, "
+                "end_estimated = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.end_estimated ELSE room_sessions.end_estimated END",
+                by_kind[ROOM_FINISHED],
+            )
+        if PARTICIPANT_LEFT in by_kind:
+            run(
+                "INSERT INTO participant_sessions (server, participant_sid, room_sid, room, identity, kind, left_at, left_estimated) "
+                "SELECT server, participant_sid, any_value(room_sid), any_value(room), any_value(identity), "
+                f"any_value(participant_kind), {best_end}, bool_and(estimated) FROM batch GROUP BY server, participant_sid "
+                "ON CONFLICT (server, participant_sid) DO UPDATE SET "
+                "left_at = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_at ELSE participant_sessions.left_at END, "
+                "left_estimated = CASE WHEN participant_sessions.left_at IS NULL OR participant_sessions.left_estimated THEN excluded.left_estimated ELSE participant_sessions.left_estimated END",
+                by_kind[PARTICIPANT_LEFT],
+            )
 
     @staticmethod
     def _raise_peaks(cursor: duckdb.DuckDBPyConnection, samples: list[RoomSample]) -> None:
