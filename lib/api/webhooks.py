@@ -72,7 +72,7 @@ async def livekit_webhook(request: Request) -> JSONResponse:
         log.warning("webhook from %s signed by a known server but malformed: %s", client_address(request), exc)
         return _error("the body is not a LiveKit webhook event", 400)
 
-    history = getattr(svc, "history", None)
+    history = svc.history
     if history is None:
         return _error("the history store is not running", 503)
     events = to_events(server.name, event)

@@ -19,7 +19,7 @@ from livekit.protocol.models import ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 
 from ..config import ServerConfig
-from ..livekit.records import JOB_STATUSES, PARTICIPANT_KINDS, TRACK_SOURCES
+from ..livekit.records import JOB_STATUSES, PARTICIPANT_KINDS, TRACK_SOURCES, utc_from_millis, utc_from_seconds
 from .events import (
     JOB_STATE,
     PARTICIPANT_JOINED,
@@ -56,16 +56,8 @@ class WebhookMalformed(Exception):
     """The signature is good but the body is not a LiveKit WebhookEvent (HTTP 400)."""
 
 
-def _millis(ms: int) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc) if ms > 0 else None
-
-
-def _seconds(s: int) -> datetime | None:
-    return datetime.fromtimestamp(s, timezone.utc) if s > 0 else None
-
-
 def _joined_at(p: ParticipantInfo) -> datetime | None:
-    return _millis(p.joined_at_ms) or _seconds(p.joined_at)
+    return utc_from_millis(p.joined_at_ms) or utc_from_seconds(p.joined_at)
 
 
 def _event_time(event: WebhookEvent, kind: str) -> datetime:
@@ -75,13 +67,13 @@ def _event_time(event: WebhookEvent, kind: str) -> datetime:
     event's `created_at`, in whole seconds, which can fall just before a join in the same second;
     it is raised to that join (or room start) so a session never ends before it began.
     """
-    room_started = _millis(event.room.creation_time_ms) or _seconds(event.room.creation_time)
+    room_started = utc_from_millis(event.room.creation_time_ms) or utc_from_seconds(event.room.creation_time)
     joined = _joined_at(event.participant) if event.HasField("participant") else None
     if kind == ROOM_STARTED and room_started:
         return room_started
     if kind == PARTICIPANT_JOINED and joined:
         return joined
-    created = _seconds(event.created_at) or datetime.now(timezone.utc)  # LiveKit always sets it
+    created = utc_from_seconds(event.created_at) or datetime.now(timezone.utc)  # LiveKit always sets it
     floor = joined or (room_started if kind == ROOM_FINISHED else None)
     return max(created, floor) if floor else created
 

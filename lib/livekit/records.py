@@ -55,15 +55,16 @@ JOB_TYPES = {agent_pb.JT_ROOM: "room", agent_pb.JT_PUBLISHER: "publisher", agent
 SOURCE_BY_NAME = {name: value for value, name in TRACK_SOURCES.items() if value != models_pb.UNKNOWN}
 
 
-def _seconds(ts: int) -> datetime | None:
+# LiveKit's timestamps in its three units; 0 (unset) is None, never the epoch.
+def utc_from_seconds(ts: int) -> datetime | None:
     return datetime.fromtimestamp(ts, timezone.utc) if ts > 0 else None
 
 
-def _millis(ts: int) -> datetime | None:
+def utc_from_millis(ts: int) -> datetime | None:
     return datetime.fromtimestamp(ts / 1000, timezone.utc) if ts > 0 else None
 
 
-def _nanos(ts: int) -> datetime | None:
+def utc_from_nanos(ts: int) -> datetime | None:
     return datetime.fromtimestamp(ts / 1e9, timezone.utc) if ts > 0 else None
 
 
@@ -233,7 +234,7 @@ def participant_from_proto(server: str, room: str, info: models_pb.ParticipantIn
         name=info.name,
         kind=PARTICIPANT_KINDS.get(info.kind, "unknown"),
         state=PARTICIPANT_STATES.get(info.state, "unknown"),
-        joined_at=_millis(info.joined_at_ms) or _seconds(info.joined_at),
+        joined_at=utc_from_millis(info.joined_at_ms) or utc_from_seconds(info.joined_at),
         region=info.region,
         is_publisher=info.is_publisher,
         permission=permission_from_proto(info.permission),
@@ -250,7 +251,7 @@ def room_from_proto(server: str, room: models_pb.Room) -> Room:
         name=room.name,
         num_participants=room.num_participants,
         num_publishers=room.num_publishers,
-        created_at=_millis(room.creation_time_ms) or _seconds(room.creation_time),
+        created_at=utc_from_millis(room.creation_time_ms) or utc_from_seconds(room.creation_time),
         empty_timeout=room.empty_timeout,
         departure_timeout=room.departure_timeout,
         max_participants=room.max_participants,
@@ -267,8 +268,8 @@ def job_from_proto(job: agent_pb.Job) -> AgentJob:
         status=JOB_STATUSES.get(state.status, "unknown"),
         participant_identity=state.participant_identity,
         worker_id=state.worker_id,
-        started_at=_nanos(state.started_at),
-        ended_at=_nanos(state.ended_at),
+        started_at=utc_from_nanos(state.started_at),
+        ended_at=utc_from_nanos(state.ended_at),
         error=state.error,
     )
 
@@ -280,7 +281,7 @@ def dispatch_from_proto(server: str, dispatch: dispatch_pb.AgentDispatch) -> Age
         id=dispatch.id,
         agent_name=dispatch.agent_name,
         metadata=dispatch.metadata,
-        created_at=_nanos(dispatch.state.created_at),
-        deleted_at=_nanos(dispatch.state.deleted_at),
+        created_at=utc_from_nanos(dispatch.state.created_at),
+        deleted_at=utc_from_nanos(dispatch.state.deleted_at),
         jobs=tuple(job_from_proto(j) for j in dispatch.state.jobs),
     )
