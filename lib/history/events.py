@@ -27,6 +27,9 @@ JOB_STATE = "agent_job_state"
 WEBHOOK = "webhook"
 SNAPSHOT = "snapshot"
 
+# Ends a snapshot can only bound: it saw the thing, then saw it gone.
+BOUND_KINDS = (PARTICIPANT_LEFT, ROOM_FINISHED, TRACK_UNPUBLISHED)
+
 
 @dataclass(frozen=True)
 class HistoryEvent:
@@ -48,7 +51,7 @@ class HistoryEvent:
     @property
     def estimated(self) -> bool:
         """True when the time is a bound (the snapshot that noticed it), not the moment itself."""
-        return self.source == SNAPSHOT and self.kind in (PARTICIPANT_LEFT, ROOM_FINISHED, TRACK_UNPUBLISHED)
+        return self.source == SNAPSHOT and self.kind in BOUND_KINDS
 
 
 def _participant_event(server: str, room: RoomSnapshot, p: Participant, kind: str, ts: datetime) -> HistoryEvent:

@@ -24,7 +24,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from .events import (
     ROOM_FINISHED,
     ROOM_STARTED,
     HistoryEvent,
+    BOUND_KINDS,
+    SNAPSHOT,
 )
 
 log = logging.getLogger(__name__)
@@ -210,10 +212,10 @@ class HistoryStore:
             by_type.setdefault(type(item), []).append(item)
         cursor.begin()
         try:
-            server_samples = by_type.get(ServerSample, [])
-            self._append(cursor, "server_samples", server_samples)
-            room_samples = by_type.get(RoomSample, [])
-            self._append(cursor, "room_samples", room_samples)
+            server_samples = _frame(by_type.get(ServerSample, []))
+            room_samples = _frame(by_type.get(RoomSample, []))
+            _insert(cursor, "server_samples", server_samples)
+            _insert(cursor, "room_samples", room_samples)
             self._roll_up(cursor, server_samples, room_samples)
             for gap in by_type.get(GapStart, []):
                 cursor.execute("INSERT INTO gaps VALUES (?, ?, NULL, ?)", [gap.server, gap.started_at, gap.reason])
@@ -224,7 +226,7 @@ class HistoryStore:
                 cursor.execute("DELETE FROM server_samples WHERE ts < ?", [prune.before])
             new_events = self._insert_events(cursor, by_type.get(HistoryEvent, []))
             self._apply_sessions(cursor, new_events)
-            if room_samples:
+            if room_samples is not None:
                 self._raise_peaks(cursor, room_samples)
             cursor.commit()
         except Exception:
@@ -232,87 +234,64 @@ class HistoryStore:
             raise
 
     @staticmethod
-    def _append(cursor: duckdb.DuckDBPyConnection, table: str, rows: list[object]) -> None:
-        if not rows:
-            return
-        frame = pd.DataFrame([asdict(r) for r in rows])  # type: ignore[call-overload]
-        cursor.register("incoming", frame)
-        try:
-            cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        finally:
-            cursor.unregister("incoming")
-
-    @staticmethod
-    def _roll_up(cursor: duckdb.DuckDBPyConnection, servers: list[ServerSample], rooms: list[RoomSample]) -> None:
+    def _roll_up(cursor: duckdb.DuckDBPyConnection, servers: pd.DataFrame | None, rooms: pd.DataFrame | None) -> None:
         """Fold new samples into the minute and hour rollups. Server rows keep the most rooms and
         participants seen at once (the samples' own totals), so "most at once" stays exact."""
-        ok = [s for s in servers if s.ok]
         for grain in ("minute", "hour"):
-            if ok:
-                frame = pd.DataFrame([{"server": s.server, "ts": s.ts, "rooms": s.rooms or 0, "participants": s.participants or 0} for s in ok])
-                cursor.register("rolling", frame)
-                try:
-                    cursor.execute(
-                        "INSERT INTO server_rollup SELECT ?, server, date_trunc(?, ts), count(*), max(rooms), max(participants) "
-                        "FROM rolling GROUP BY ALL ON CONFLICT (grain, server, bucket) DO UPDATE SET "
-                        "ok_samples = server_rollup.ok_samples + excluded.ok_samples, "
-                        "rooms_max = greatest(server_rollup.rooms_max, excluded.rooms_max), "
-                        "participants_max = greatest(server_rollup.participants_max, excluded.participants_max)",
-                        [grain, grain],
-                    )
-                finally:
-                    cursor.unregister("rolling")
-            if rooms:
-                frame = pd.DataFrame([{"server": r.server, "room": r.room, "ts": r.ts, "participants": r.participants} for r in rooms])
-                cursor.register("rolling", frame)
-                try:
-                    cursor.execute(
-                        "INSERT INTO room_rollup SELECT ?, server, room, date_trunc(?, ts), count(*), max(participants), sum(participants) "
-                        "FROM rolling GROUP BY ALL ON CONFLICT (grain, server, room, bucket) DO UPDATE SET "
-                        "samples = room_rollup.samples + excluded.samples, "
-                        "participants_max = greatest(room_rollup.participants_max, excluded.participants_max), "
-                        "participants_sum = room_rollup.participants_sum + excluded.participants_sum",
-                        [grain, grain],
-                    )
-                finally:
-                    cursor.unregister("rolling")
+            if servers is not None:
+                _run(
+                    cursor,
+                    "INSERT INTO server_rollup SELECT ?, server, date_trunc(?, ts), count(*), max(coalesce(rooms, 0)), "
+                    "max(coalesce(participants, 0)) FROM batch WHERE ok GROUP BY ALL "
+                    "ON CONFLICT (grain, server, bucket) DO UPDATE SET "
+                    "ok_samples = server_rollup.ok_samples + excluded.ok_samples, "
+                    "rooms_max = greatest(server_rollup.rooms_max, excluded.rooms_max), "
+                    "participants_max = greatest(server_rollup.participants_max, excluded.participants_max)",
+                    servers,
+                    [grain, grain],
+                )
+            if rooms is not None:
+                _run(
+                    cursor,
+                    "INSERT INTO room_rollup SELECT ?, server, room, date_trunc(?, ts), count(*), max(participants), sum(participants) "
+                    "FROM batch GROUP BY ALL ON CONFLICT (grain, server, room, bucket) DO UPDATE SET "
+                    "samples = room_rollup.samples + excluded.samples, "
+                    "participants_max = greatest(room_rollup.participants_max, excluded.participants_max), "
+                    "participants_sum = room_rollup.participants_sum + excluded.participants_sum",
+                    rooms,
+                    [grain, grain],
+                )
 
     @staticmethod
-    def _insert_events(cursor: duckdb.DuckDBPyConnection, events: list[object]) -> list[HistoryEvent]:
-        """Store events not seen before (by id) and return just those, oldest first."""
+    def _insert_events(cursor: duckdb.DuckDBPyConnection, events: list[object]) -> pd.DataFrame | None:
+        """Store events not seen before (by id) and return just those, with their `estimated`
+        flag; None when there are none."""
         if not events:
-            return []
+            return None
         unique = list({e.event_id: e for e in events}.values())  # type: ignore[attr-defined]
-        frame = pd.DataFrame([asdict(e) for e in unique])  # type: ignore[call-overload]
-        cursor.register("incoming", frame)
-        try:
-            fresh = cursor.execute(
-                "INSERT INTO events BY NAME SELECT * FROM incoming "
-                "WHERE event_id NOT IN (SELECT event_id FROM events) RETURNING event_id"
-            ).fetchall()
-        finally:
-            cursor.unregister("incoming")
-        fresh_ids = {row[0] for row in fresh}
-        return sorted((e for e in unique if e.event_id in fresh_ids), key=lambda e: e.ts)  # type: ignore[attr-defined]
+        frame = _frame(unique)
+        fresh = _run(
+            cursor, "INSERT INTO events BY NAME SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id", frame
+        )
+        if not fresh:
+            return None
+        frame = frame[frame["event_id"].isin({row[0] for row in fresh})].copy()
+        frame["estimated"] = (frame["source"] == SNAPSHOT) & frame["kind"].isin(BOUND_KINDS)
+        return frame
 
     @staticmethod
-    def _apply_sessions(cursor: duckdb.DuckDBPyConnection, events: list[HistoryEvent]) -> None:
+    def _apply_sessions(cursor: duckdb.DuckDBPyConnection, frame: pd.DataFrame | None) -> None:
         """Fold new events into room and participant sessions, one statement per kind for the
         whole batch. Order and duplicates do not matter: a start or join keeps the earliest
         time, an exact end replaces an estimated one (within the batch too), and an end that
         arrives before its start still makes a session."""
-        if not events:
+        if frame is None:
             return
-        frame = pd.DataFrame([asdict(e) | {"estimated": e.estimated} for e in events])
         frame["participant_kind"] = frame["participant_kind"].replace("", "standard")
         by_kind = {kind: rows for kind, rows in frame.groupby("kind")}
 
         def run(sql: str, rows: pd.DataFrame) -> None:
-            cursor.register("batch", rows)
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.unregister("batch")
+            _run(cursor, sql, rows)
 
         # The best end per session: exact before estimated, then the earliest.
         best_end = "arg_min(ts, (estimated, ts))"
@@ -364,18 +343,38 @@ class HistoryStore:
             )
 
     @staticmethod
-    def _raise_peaks(cursor: duckdb.DuckDBPyConnection, samples: list[RoomSample]) -> None:
-        frame = pd.DataFrame([{"server": s.server, "room_sid": s.room_sid, "peak": s.participants} for s in samples])
-        cursor.register("peaks", frame)
-        try:
-            cursor.execute(
-                "UPDATE room_sessions SET peak_participants = greatest(room_sessions.peak_participants, p.peak) "
-                "FROM (SELECT server, room_sid, max(peak) AS peak FROM peaks GROUP BY ALL) p "
-                "WHERE room_sessions.server = p.server AND room_sessions.room_sid = p.room_sid"
-            )
-        finally:
-            cursor.unregister("peaks")
+    def _raise_peaks(cursor: duckdb.DuckDBPyConnection, samples: pd.DataFrame) -> None:
+        _run(
+            cursor,
+            "UPDATE room_sessions SET peak_participants = greatest(room_sessions.peak_participants, p.peak) "
+            "FROM (SELECT server, room_sid, max(participants) AS peak FROM batch GROUP BY ALL) p "
+            "WHERE room_sessions.server = p.server AND room_sessions.room_sid = p.room_sid",
+            samples,
+        )
 
     @property
     def last_error(self) -> Exception | None:
         return self._failed
+
+
+def _frame(rows: list[object]) -> pd.DataFrame | None:
+    """Records of one dataclass as a DataFrame, built column by column (dataclasses.asdict deep-
+    copies every field and cost most of the write path's time); None for no records."""
+    if not rows:
+        return None
+    names = [f.name for f in fields(rows[0])]  # type: ignore[arg-type]
+    return pd.DataFrame({name: [getattr(row, name) for row in rows] for name in names})
+
+
+def _run(cursor: duckdb.DuckDBPyConnection, sql: str, frame: pd.DataFrame, params: list[object] | None = None) -> list[tuple]:
+    """Execute `sql` with `frame` visible to it as the table `batch`; the rows it returns."""
+    cursor.register("batch", frame)
+    try:
+        return cursor.execute(sql, params).fetchall()
+    finally:
+        cursor.unregister("batch")
+
+
+def _insert(cursor: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> None:
+    if frame is not None:
+        _run(cursor, f"INSERT INTO {table} BY NAME SELECT * FROM batch", frame)
