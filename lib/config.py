@@ -62,6 +62,23 @@ def validate_url(url: str) -> str:
     return url.rstrip("/")
 
 
+# History retention beyond raw samples, by RETENTION group: the setting that says how many days.
+RETENTION_SETTINGS = {
+    "minute_rollups": "DASHBOARD_HISTORY_MINUTE_ROLLUP_DAYS",
+    "hour_rollups": "DASHBOARD_HISTORY_HOUR_ROLLUP_DAYS",
+    "events": "DASHBOARD_HISTORY_EVENT_DAYS",
+    "sessions": "DASHBOARD_HISTORY_SESSION_DAYS",
+}
+
+
+def _retention(raw: str, name: str) -> float:
+    """Days to keep; 0 (the default) keeps forever, anything else is at least a day."""
+    days = _number(raw, name, 0, 0, 36500)
+    if 0 < days < 1:
+        raise ConfigError(f"{name} must be 0 (keep) or at least 1 day, not {raw}")
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -80,6 +97,8 @@ class Settings:
     history_path: Path | None = None
     collect_seconds: float = 5.0
     sample_days: float = 7.0
+    # Days each other history table group is kept (a lib.history.store.RETENTION key); 0 keeps it.
+    retention_days: dict[str, float] = field(default_factory=dict)
 
     @property
     def secret_key_path(self) -> Path:
@@ -165,4 +184,5 @@ def load_settings(
         history_path=Path(pick("DASHBOARD_HISTORY_PATH") or data_dir / "history.duckdb"),
         collect_seconds=_number(pick("DASHBOARD_COLLECT_SECONDS"), "DASHBOARD_COLLECT_SECONDS", 5, 1, 3600),
         sample_days=_number(pick("DASHBOARD_HISTORY_SAMPLE_DAYS"), "DASHBOARD_HISTORY_SAMPLE_DAYS", 7, 0.01, 3650),
+        retention_days={what: _retention(pick(name), name) for what, name in RETENTION_SETTINGS.items()},
     )

@@ -45,7 +45,9 @@ class Services:
         if self.history is None:
             path = self.settings.history_path or self.settings.data_dir / "history.duckdb"
             self.history = HistoryStore(path)
-            self.collector = Collector(self.gateway, self.history, self.settings.collect_seconds, self.settings.sample_days)
+            self.collector = Collector(
+                self.gateway, self.history, self.settings.collect_seconds, self.settings.sample_days, self.settings.retention_days
+            )
             self.collector.start()
 
     def close(self) -> None:

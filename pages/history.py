@@ -104,10 +104,12 @@ chart(
 )
 chart(
     "Participant session durations",
-    "Minutes from join to leave of sessions that ended in the range; an estimated end is when a snapshot noticed the leave.",
+    "Sessions that ended in the range, by how long they lasted (join to leave); an estimated end is when a snapshot "
+    "noticed the leave rather than a webhook reporting it.",
     "session_durations",
     data["session_durations"],
-    lambda f: px.histogram(f, x="minutes", color="estimated"),
+    lambda f: px.bar(f.assign(end=f["estimated"].map({True: "estimated", False: "exact"})), x="minutes", y="sessions", color="end",
+                     category_orders={"minutes": list(dict.fromkeys(f["minutes"]))}),  # fmt: skip
 )
 chart(
     "Peak participants per room",

@@ -89,6 +89,7 @@ if window is None:
 
 try:
     found = sessions.room_sessions(store, *window, servers=server_choice or None, search=search or None)
+    total, live_count = sessions.count_room_sessions(store, *window, servers=server_choice or None, search=search or None)
 except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short message
     log.exception("reading room sessions failed for %s", window)
     st.error("The session history could not be read; see the dashboard's log.")
@@ -98,8 +99,9 @@ if found.empty:
     st.info("No room sessions in this range.")
     st.stop()
 
-live_count = int((found["state"] == "live").sum())
-st.caption(f"{len(found)} sessions, {live_count} live. Select a row to see its timeline.")
+shown = f"the newest {len(found):,} of " if total > len(found) else ""
+narrow = " Narrow the range, server or room to see older ones." if total > len(found) else ""
+st.caption(f"Showing {shown}{total:,} sessions, {live_count:,} live. Select a row to see its timeline.{narrow}")
 table = st.dataframe(
     session_table(found),
     hide_index=True,

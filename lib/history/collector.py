@@ -80,12 +80,18 @@ def last_seen(store: HistoryStore, server: str) -> datetime | None:
 
 class Collector:
     def __init__(
-        self, gateway: LiveKitGateway, store: HistoryStore, interval: float = 5.0, sample_days: float = 7.0
+        self,
+        gateway: LiveKitGateway,
+        store: HistoryStore,
+        interval: float = 5.0,
+        sample_days: float = 7.0,
+        retention_days: dict[str, float] | None = None,
     ) -> None:
         self._gateway = gateway
         self._store = store
         self.interval = interval
-        self.sample_days = sample_days
+        # Days kept per retention group (lib.history.store.RETENTION); 0 or absent keeps forever.
+        self.retention_days = {"samples": sample_days} | (retention_days or {})
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Future[None] | None = None
 
@@ -105,12 +111,15 @@ class Collector:
             if task.get_name() == "history-supervisor":
                 task.cancel()
 
+    def prunes(self, now: datetime) -> list[Prune]:
+        return [Prune(now - timedelta(days=days), what) for what, days in self.retention_days.items() if days > 0]
+
     async def _supervise(self) -> None:
         asyncio.current_task().set_name("history-supervisor")  # type: ignore[union-attr]
         pruned = 0.0
         while True:
             if time.monotonic() - pruned >= PRUNE_EVERY:
-                self._store.submit([Prune(datetime.now(timezone.utc) - timedelta(days=self.sample_days))])
+                self._store.submit(self.prunes(datetime.now(timezone.utc)))
                 pruned = time.monotonic()
             wanted = set(self._gateway.server_names())
             for name in list(self._tasks):

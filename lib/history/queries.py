@@ -1,8 +1,10 @@
 """Questions the History page asks of the history store, one function per chart, each returning
 exactly the DataFrame that chart draws (and that its downloads hold).
 
-Times are compared as epoch seconds, so results do not depend on the session's time zone; days
-are UTC days. Every value from the caller reaches DuckDB as a parameter; the only text spliced
+Range bounds reach DuckDB as epoch seconds and are compared as `col >= to_timestamp(?)`, so
+results do not depend on the session's time zone and DuckDB can skip row groups outside the range
+by their min/max (a function of the column, like epoch(col) >= ?, would read every row). Days are
+UTC days. Every value from the caller reaches DuckDB as a parameter; the only text spliced
 into SQL is this module's own column names.
 """
 
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from .events import JOB_STATE, TRACK_PUBLISHED
+from .events import JOB_STATE
 from .store import HistoryStore
 
 MAX_POINTS = 500
@@ -86,21 +88,21 @@ def _concurrency_from_rollups(store: HistoryStore, grain: str, start: datetime, 
     if rooms is None:
         per_bucket = f"""SELECT server, floor((epoch(bucket) - ?) / ?)::BIGINT AS b, max(rooms_max) AS rooms,
                                 max(participants_max) AS participants
-                         FROM server_rollup WHERE grain = ? AND ok_samples > 0 AND epoch(bucket) >= ? AND epoch(bucket) < ? {server_where}
+                         FROM server_rollup WHERE grain = ? AND ok_samples > 0 AND bucket >= to_timestamp(?) AND bucket < to_timestamp(?) {server_where}
                          GROUP BY ALL"""
         params: list[object] = [t0, step, grain, t0, t1, *server_params]
     else:
         room_where, room_params = _filters(servers, rooms)
         per_bucket = f"""SELECT server, b, count(DISTINCT room) AS rooms, sum(peak) AS participants FROM (
                              SELECT server, room, floor((epoch(bucket) - ?) / ?)::BIGINT AS b, max(participants_max) AS peak
-                             FROM room_rollup WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {room_where}
+                             FROM room_rollup WHERE grain = ? AND bucket >= to_timestamp(?) AND bucket < to_timestamp(?) {room_where}
                              GROUP BY ALL) GROUP BY server, b"""
         params = [t0, step, grain, t0, t1, *room_params]
     sql = f"""
     WITH per_bucket AS ({per_bucket}),
     grid AS (
         SELECT s.server, g.b FROM (SELECT DISTINCT server FROM server_rollup
-                                   WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {server_where}) s,
+                                   WHERE grain = ? AND bucket >= to_timestamp(?) AND bucket < to_timestamp(?) {server_where}) s,
              range(?) g(b)
     )
     SELECT to_timestamp(? + grid.b * ?) AS ts, grid.server, p.rooms, p.participants
@@ -123,6 +125,13 @@ def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: li
     grain = rollup_grain(step)
     if grain is not None:
         return _concurrency_from_rollups(store, grain, start, end, step, servers, rooms)
+    return _concurrency_from_samples(store, start, end, step, servers, rooms)
+
+
+def _concurrency_from_samples(store: HistoryStore, start: datetime, end: datetime, step: int,
+                              servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+    """Like `concurrency`, from the raw samples: exact to the sample, for buckets under a minute
+    (and, in the benchmark, the baseline the rollups are measured against)."""
     t0, t1 = _epoch(start), _epoch(end)
     count = max(1, math.ceil((t1 - t0) / step))
     server_where, server_params = _filters(servers, None, "s.server")
@@ -130,7 +139,7 @@ def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: li
     sql = f"""
     WITH ticks AS (
         SELECT s.server, s.ts, epoch(s.ts) AS t FROM server_samples s
-        WHERE s.ok AND epoch(s.ts) >= ? AND epoch(s.ts) < ? {server_where}
+        WHERE s.ok AND s.ts >= to_timestamp(?) AND s.ts < to_timestamp(?) {server_where}
           AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.server = s.server AND s.ts >= g.started_at
                           AND (g.ended_at IS NULL OR s.ts < g.ended_at))
     ),
@@ -145,7 +154,7 @@ def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: li
     ),
     grid AS (
         SELECT s.server, g.b FROM (SELECT DISTINCT server FROM server_samples s
-                                   WHERE epoch(s.ts) >= ? AND epoch(s.ts) < ? {server_where}) s,
+                                   WHERE s.ts >= to_timestamp(?) AND s.ts < to_timestamp(?) {server_where}) s,
              range(?) g(b)
     )
     SELECT to_timestamp(? + grid.b * ?) AS ts, grid.server, p.rooms, p.participants
@@ -180,15 +189,15 @@ def participant_minutes_per_day(store: HistoryStore, start: datetime, end: datet
                                 rooms: list[str] | None, now: datetime | None = None) -> pd.DataFrame:
     """Per UTC day, the minutes participants spent in rooms within the range (columns day,
     participant_minutes); a session still open counts up to now."""
+    # Each span is cut at UTC midnights (most lie within one day): linear in the sessions, where
+    # joining every span with every day of the range was not.
     select = f"""
-        , days AS (SELECT d * {DAY} AS day_start FROM range(floor(? / {DAY})::BIGINT, ceil(? / {DAY})::BIGINT) r(d))
-        SELECT timezone('UTC', to_timestamp(day_start))::DATE AS day,
-               sum(least(z, day_start + {DAY}) - greatest(a, day_start)) / 60.0 AS participant_minutes
-        FROM spans, days
-        WHERE a < day_start + {DAY} AND z > day_start
-        GROUP BY day_start ORDER BY day_start
+        , pieces AS (SELECT a, z, unnest(range(floor(a / {DAY})::BIGINT, ceil(z / {DAY})::BIGINT)) AS d FROM spans)
+        SELECT timezone('UTC', to_timestamp(d * {DAY}))::DATE AS day,
+               sum(least(z, (d + 1) * {DAY}) - greatest(a, d * {DAY})) / 60.0 AS participant_minutes
+        FROM pieces GROUP BY d ORDER BY d
     """
-    return _session_overlap(store, select, [_epoch(start), _epoch(end)], start, end, servers, rooms, now)
+    return _session_overlap(store, select, [], start, end, servers, rooms, now)
 
 
 def top_rooms(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None,
@@ -208,25 +217,42 @@ def sessions_per_day(store: HistoryStore, start: datetime, end: datetime, server
     where, params = _filters(servers, rooms)
     return store.query(
         f"""SELECT timezone('UTC', started_at)::DATE AS day, count(*) AS sessions FROM room_sessions
-            WHERE epoch(started_at) >= ? AND epoch(started_at) < ? {where}
+            WHERE started_at >= to_timestamp(?) AND started_at < to_timestamp(?) {where}
             GROUP BY day ORDER BY day""",
         [_epoch(start), _epoch(end), *params],
     )
 
 
+# Bin edges in minutes for the duration distribution: fine where most sessions are, coarse after.
+DURATION_EDGES = (0, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 480, 1440)
+
+
+def duration_label(low: float, high: float | None) -> str:
+    return f"{low:g}+ min" if high is None or pd.isna(high) else f"{low:g}-{high:g} min"
+
+
 def session_durations(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
-    """Participant sessions that ended in the range, with their length in minutes and whether the
-    end is estimated (noticed by a snapshot, not reported by a webhook)."""
+    """How long participant sessions that ended in the range lasted: a count per duration bin
+    (DURATION_EDGES, the last bin open-ended) and per estimated flag (an end noticed by a
+    snapshot rather than reported by a webhook). Columns: minutes (the bin's label), from_min,
+    to_min, estimated, sessions; bins in order, empty bins left out."""
     where, params = _filters(servers, rooms)
-    return store.query(
-        f"""SELECT server, room, identity, kind, joined_at, left_at,
-                   (epoch(left_at) - epoch(joined_at)) / 60.0 AS minutes, left_estimated AS estimated
-            FROM participant_sessions
-            WHERE joined_at IS NOT NULL AND left_at IS NOT NULL
-              AND epoch(left_at) >= ? AND epoch(left_at) < ? {where}
-            ORDER BY left_at, server, identity""",
-        [_epoch(start), _epoch(end), *params],
+    lows = list(DURATION_EDGES)
+    highs = [*DURATION_EDGES[1:], None]
+    frame = store.query(
+        f"""WITH ended AS (
+                SELECT greatest(epoch(left_at) - epoch(joined_at), 0) / 60.0 AS minutes, left_estimated AS estimated
+                FROM participant_sessions
+                WHERE joined_at IS NOT NULL AND left_at IS NOT NULL
+                  AND left_at >= to_timestamp(?) AND left_at < to_timestamp(?) {where}
+            ), bins AS (SELECT unnest(?::DOUBLE[]) AS from_min, unnest(?::DOUBLE[]) AS to_min)
+            SELECT b.from_min, b.to_min, e.estimated, count(*) AS sessions
+            FROM ended e JOIN bins b ON e.minutes >= b.from_min AND (b.to_min IS NULL OR e.minutes < b.to_min)
+            GROUP BY ALL ORDER BY b.from_min, e.estimated""",
+        [_epoch(start), _epoch(end), *params, lows, highs],
     )
+    frame.insert(0, "minutes", [duration_label(lo, hi) for lo, hi in zip(frame["from_min"], frame["to_min"])])
+    return frame
 
 
 def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
@@ -236,14 +262,14 @@ def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: 
     if end - start <= timedelta(hours=6):  # short ranges: the raw samples, to the second
         return store.query(
             f"""SELECT server, room, max(participants) AS peak_participants FROM room_samples
-                WHERE epoch(ts) >= ? AND epoch(ts) < ? {where}
+                WHERE ts >= to_timestamp(?) AND ts < to_timestamp(?) {where}
                 GROUP BY server, room ORDER BY peak_participants DESC, server, room""",
             [_epoch(start), _epoch(end), *params],
         )
     grain = "minute" if end - start <= timedelta(days=7) else "hour"
     return store.query(
         f"""SELECT server, room, max(participants_max) AS peak_participants FROM room_rollup
-            WHERE grain = ? AND epoch(bucket) >= ? AND epoch(bucket) < ? {where}
+            WHERE grain = ? AND bucket >= to_timestamp(?) AND bucket < to_timestamp(?) {where}
             GROUP BY server, room ORDER BY peak_participants DESC, server, room""",
         [grain, _epoch(start), _epoch(end), *params],
     )
@@ -260,7 +286,7 @@ def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start:
     return store.query(
         f"""WITH firsts AS (
                 SELECT server, {subject} AS subject, arg_min({column}, ts) AS {column}, min(ts) AS ts
-                FROM events WHERE kind = ? AND epoch(ts) >= ? AND epoch(ts) < ? {where}
+                FROM events WHERE kind = ? AND ts >= to_timestamp(?) AND ts < to_timestamp(?) {where}
                 GROUP BY server, {subject})
             SELECT to_timestamp(? + floor((epoch(ts) - ?) / ?) * ?) AS ts, {column}, count(*) AS events
             FROM firsts GROUP BY ALL ORDER BY ts, {column}""",
@@ -274,8 +300,18 @@ def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: 
 
 
 def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
-    """Tracks published per time bucket and track source (columns ts, track_source, events)."""
-    return _events_by(store, TRACK_PUBLISHED, "track_source", "track_sid", start, end, servers, rooms)
+    """Tracks published per time bucket and track source (columns ts, track_source, events),
+    from the tracks table: one row per track, at its earliest publication, however many sources
+    reported it."""
+    step = bucket_seconds(start, end)
+    t0 = _epoch(start)
+    where, params = _filters(servers, rooms)
+    return store.query(
+        f"""SELECT to_timestamp(? + floor((epoch(published_at) - ?) / ?) * ?) AS ts, source AS track_source, count(*) AS events
+            FROM tracks WHERE published_at >= to_timestamp(?) AND published_at < to_timestamp(?) {where}
+            GROUP BY ALL ORDER BY ts, track_source""",
+        [t0, t0, step, step, t0, _epoch(end), *params],
+    )
 
 
 def preset_range(label: str, now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -26,17 +26,31 @@ SPAN_COLUMNS = ["participant_sid", "identity", "kind", "joined_at", "left_at", "
 MARK_COLUMNS = ["identity", "ts", "kind", "track_source", "track_sid", "source"]
 
 # Casts on the parameters: DuckDB cannot infer the type of a NULL list on its own.
-# Peak: the larger of what the samples saw and the most sessions open at once. Leaves sort before
-# joins at the same instant, so a hand-over is not counted as an overlap.
-_ROOM_SESSIONS_SQL = """
-WITH people AS (
+_CHOSEN_WHERE = """
+WHERE coalesce(r.started_at, r.ended_at) <= $end::TIMESTAMPTZ
+  AND (r.ended_at IS NULL OR r.ended_at >= $start::TIMESTAMPTZ)
+  AND ($servers::VARCHAR[] IS NULL OR list_contains($servers::VARCHAR[], r.server))
+  AND ($rooms::VARCHAR[] IS NULL OR list_contains($rooms::VARCHAR[], r.room))
+  AND ($search::VARCHAR IS NULL OR contains(lower(r.room), lower($search::VARCHAR)))
+"""
+
+# Only the chosen sessions' participants are read. Peak: the larger of what the samples saw and
+# the most sessions open at once. Leaves sort before joins at the same instant, so a hand-over is
+# not counted as an overlap.
+_ROOM_SESSIONS_SQL = f"""
+WITH chosen AS (
+    SELECT * FROM room_sessions r {_CHOSEN_WHERE}
+    ORDER BY coalesce(r.started_at, r.ended_at) DESC, r.server, r.room_sid LIMIT $limit
+), members AS (
+    SELECT p.* FROM participant_sessions p SEMI JOIN chosen c ON p.server = c.server AND p.room_sid = c.room_sid
+), people AS (
     SELECT server, room_sid, count(DISTINCT identity) AS participants,
            count(DISTINCT identity) FILTER (WHERE kind = 'agent') AS agents
-    FROM participant_sessions GROUP BY ALL
+    FROM members GROUP BY ALL
 ), edges AS (
-    SELECT server, room_sid, joined_at AS ts, 1 AS step FROM participant_sessions WHERE joined_at IS NOT NULL
+    SELECT server, room_sid, joined_at AS ts, 1 AS step FROM members WHERE joined_at IS NOT NULL
     UNION ALL
-    SELECT server, room_sid, left_at AS ts, -1 AS step FROM participant_sessions
+    SELECT server, room_sid, left_at AS ts, -1 AS step FROM members
     WHERE joined_at IS NOT NULL AND left_at IS NOT NULL
 ), running AS (
     SELECT server, room_sid,
@@ -53,16 +67,26 @@ SELECT r.server, r.room, r.room_sid, coalesce(r.started_at, r.ended_at) AS start
        coalesce(p.agents, 0)::INTEGER AS agents,
        r.end_estimated AS estimated,
        CASE WHEN r.ended_at IS NULL THEN 'live' ELSE 'ended' END AS state
-FROM room_sessions r
+FROM chosen r
 LEFT JOIN people p USING (server, room_sid)
 LEFT JOIN overlap o USING (server, room_sid)
-WHERE coalesce(r.started_at, r.ended_at) <= $end::TIMESTAMPTZ
-  AND (r.ended_at IS NULL OR r.ended_at >= $start::TIMESTAMPTZ)
-  AND ($servers::VARCHAR[] IS NULL OR list_contains($servers::VARCHAR[], r.server))
-  AND ($rooms::VARCHAR[] IS NULL OR list_contains($rooms::VARCHAR[], r.room))
-  AND ($search::VARCHAR IS NULL OR contains(lower(r.room), lower($search::VARCHAR)))
 ORDER BY coalesce(r.started_at, r.ended_at) DESC, r.server, r.room_sid
 """
+_COUNT_SQL = f"SELECT count(*) AS n, count(*) FILTER (WHERE r.ended_at IS NULL) AS live FROM room_sessions r {_CHOSEN_WHERE}"
+
+# The most sessions one listing returns: a table beyond this is not read by anyone, and every
+# row costs its participants' history.
+LIST_LIMIT = 1000
+
+
+def _params(start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None, search: str | None) -> dict[str, object]:
+    return {
+        "start": start,
+        "end": end,
+        "servers": list(servers) if servers else None,
+        "rooms": list(rooms) if rooms else None,
+        "search": search or None,
+    }
 
 
 def room_sessions(
@@ -72,19 +96,27 @@ def room_sessions(
     servers: list[str] | None = None,
     rooms: list[str] | None = None,
     search: str | None = None,
+    limit: int = LIST_LIMIT,
 ) -> pd.DataFrame:
-    """Room sessions that overlap [start, end], newest first. `servers` and `rooms` keep exact
-    names; `search` keeps rooms whose name contains it (any case). Open sessions have no
-    duration and the state 'live'."""
-    params = {
-        "start": start,
-        "end": end,
-        "servers": list(servers) if servers else None,
-        "rooms": list(rooms) if rooms else None,
-        "search": search or None,
-    }
+    """The newest `limit` room sessions that overlap [start, end], newest first. `servers` and
+    `rooms` keep exact names; `search` keeps rooms whose name contains it (any case). Open
+    sessions have no duration and the state 'live'."""
+    params = _params(start, end, servers, rooms, search) | {"limit": limit}
     frame = _query_named(store, _ROOM_SESSIONS_SQL, params)
     return frame[SESSION_COLUMNS]
+
+
+def count_room_sessions(
+    store: HistoryStore,
+    start: datetime,
+    end: datetime,
+    servers: list[str] | None = None,
+    rooms: list[str] | None = None,
+    search: str | None = None,
+) -> tuple[int, int]:
+    """How many room sessions `room_sessions` would list without a limit, and how many are live."""
+    found = _query_named(store, _COUNT_SQL, _params(start, end, servers, rooms, search))
+    return int(found["n"].iloc[0]), int(found["live"].iloc[0])
 
 
 def servers(store: HistoryStore) -> list[str]:

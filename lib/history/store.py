@@ -11,7 +11,8 @@ Concurrency model (decided here and nowhere else):
 
 What is stored grows with change, not with time times participants: one row per active room per
 interval (room_samples), one per server per interval (server_samples), events only when
-something changed, and the sessions reconstructed from them. Per-minute and per-hour rollups of
+something changed, and what is reconstructed from them: room and participant sessions and track
+publications (tracks), one row each whichever sources reported them. Per-minute and per-hour rollups of
 the samples (server_rollup, room_rollup) are kept when raw samples are pruned, so a chart over
 any range reads a bounded number of rows. Gaps record when a server could
 not be read: an outage is a gap, never a run of invented zeros.
@@ -36,6 +37,8 @@ from .events import (
     PARTICIPANT_LEFT,
     ROOM_FINISHED,
     ROOM_STARTED,
+    TRACK_PUBLISHED,
+    TRACK_UNPUBLISHED,
     HistoryEvent,
     BOUND_KINDS,
     SNAPSHOT,
@@ -68,6 +71,10 @@ CREATE TABLE IF NOT EXISTS room_rollup (
     grain VARCHAR NOT NULL, server VARCHAR NOT NULL, room VARCHAR NOT NULL, bucket TIMESTAMPTZ NOT NULL,
     samples INTEGER NOT NULL, participants_max INTEGER NOT NULL, participants_sum BIGINT NOT NULL,
     PRIMARY KEY (grain, server, room, bucket));
+CREATE TABLE IF NOT EXISTS tracks (
+    server VARCHAR NOT NULL, track_sid VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
+    participant_sid VARCHAR, identity VARCHAR, source VARCHAR NOT NULL, published_at TIMESTAMPTZ,
+    unpublished_at TIMESTAMPTZ, unpublished_estimated BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (server, track_sid));
 CREATE TABLE IF NOT EXISTS participant_sessions (
     server VARCHAR NOT NULL, participant_sid VARCHAR NOT NULL, room_sid VARCHAR NOT NULL, room VARCHAR NOT NULL,
     identity VARCHAR NOT NULL, kind VARCHAR NOT NULL, joined_at TIMESTAMPTZ, left_at TIMESTAMPTZ,
@@ -112,11 +119,31 @@ class GapEnd:
     ended_at: datetime
 
 
+# What each retention prunes: (table, the time that ages a row, an extra condition). Session-like
+# rows go only once they have ended; gaps are a few rows and always kept.
+RETENTION: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "samples": (("room_samples", "ts", "TRUE"), ("server_samples", "ts", "TRUE")),
+    "minute_rollups": (("server_rollup", "bucket", "grain = 'minute'"), ("room_rollup", "bucket", "grain = 'minute'")),
+    "hour_rollups": (("server_rollup", "bucket", "grain = 'hour'"), ("room_rollup", "bucket", "grain = 'hour'")),
+    "events": (("events", "ts", "TRUE"),),
+    "sessions": (
+        ("room_sessions", "ended_at", "ended_at IS NOT NULL"),
+        ("participant_sessions", "left_at", "left_at IS NOT NULL"),
+        ("tracks", "unpublished_at", "unpublished_at IS NOT NULL"),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Prune:
-    """Drop raw samples older than `before`; events, gaps and sessions are kept."""
+    """Drop the rows of one retention group (a RETENTION key) older than `before`."""
 
     before: datetime
+    what: str = "samples"
+
+    def __post_init__(self) -> None:
+        if self.what not in RETENTION:
+            raise ValueError(f"no retention group {self.what!r}")
 
 
 _STOP = object()
@@ -130,13 +157,31 @@ class HistoryStore:
         self._conn = duckdb.connect(str(path))
         # Buckets (date_trunc) follow the session's time zone: UTC, whatever the host's is.
         self._conn.execute("SET TimeZone = 'UTC'")
-        self._conn.execute(SCHEMA)
+        self._upgrade()
         self._queue: queue.Queue[object] = queue.Queue()
         self._idle = threading.Condition()
         self._pending = 0
         self._failed: Exception | None = None
         self._writer = threading.Thread(target=self._write_loop, name="history-writer", daemon=True)
         self._writer.start()
+
+    def _upgrade(self) -> None:
+        """Create missing tables; a table added after a file was first written is filled from
+        the events it already holds."""
+        had_tracks = bool(self._conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tracks'").fetchone()[0])  # type: ignore[index]  # fmt: skip
+        self._conn.execute(SCHEMA)
+        if not had_tracks:
+            events = self._conn.sql(
+                "SELECT * FROM events WHERE kind IN (?, ?)", params=[TRACK_PUBLISHED, TRACK_UNPUBLISHED]
+            ).to_arrow_table().to_pandas()
+            if len(events):
+                events["estimated"] = (events["source"] == SNAPSHOT) & events["kind"].isin(BOUND_KINDS)
+                cursor = self._conn.cursor()
+                cursor.begin()
+                self._apply_sessions(cursor, events)
+                cursor.commit()
+                log.info("history store: %d track events folded into the new tracks table", len(events))
 
     # ----- producers -----------------------------------------------------------------------
 
@@ -222,8 +267,8 @@ class HistoryStore:
             for end in by_type.get(GapEnd, []):
                 cursor.execute("UPDATE gaps SET ended_at = ? WHERE server = ? AND ended_at IS NULL", [end.ended_at, end.server])
             for prune in by_type.get(Prune, []):
-                cursor.execute("DELETE FROM room_samples WHERE ts < ?", [prune.before])
-                cursor.execute("DELETE FROM server_samples WHERE ts < ?", [prune.before])
+                for table, column, condition in RETENTION[prune.what]:  # type: ignore[attr-defined]
+                    cursor.execute(f"DELETE FROM {table} WHERE {condition} AND {column} < ?", [prune.before])  # type: ignore[attr-defined]
             new_events = self._insert_events(cursor, by_type.get(HistoryEvent, []))
             self._apply_sessions(cursor, new_events)
             if room_samples is not None:
@@ -330,6 +375,25 @@ class HistoryStore:
                 "ended_at = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.ended_at ELSE room_sessions.ended_at END, "
                 "end_estimated = CASE WHEN room_sessions.ended_at IS NULL OR room_sessions.end_estimated THEN excluded.end_estimated ELSE room_sessions.end_estimated END",
                 by_kind[ROOM_FINISHED],
+            )
+        if TRACK_PUBLISHED in by_kind:
+            run(
+                "INSERT INTO tracks (server, track_sid, room_sid, room, participant_sid, identity, source, published_at) "
+                "SELECT server, track_sid, any_value(room_sid), any_value(room), any_value(participant_sid), any_value(identity), "
+                "any_value(track_source), min(ts) FROM batch GROUP BY server, track_sid "
+                "ON CONFLICT (server, track_sid) DO UPDATE SET published_at = "
+                "CASE WHEN tracks.published_at IS NULL THEN excluded.published_at ELSE least(tracks.published_at, excluded.published_at) END",
+                by_kind[TRACK_PUBLISHED],
+            )
+        if TRACK_UNPUBLISHED in by_kind:
+            run(
+                "INSERT INTO tracks (server, track_sid, room_sid, room, participant_sid, identity, source, unpublished_at, unpublished_estimated) "
+                "SELECT server, track_sid, any_value(room_sid), any_value(room), any_value(participant_sid), any_value(identity), "
+                f"any_value(track_source), {best_end}, bool_and(estimated) FROM batch GROUP BY server, track_sid "
+                "ON CONFLICT (server, track_sid) DO UPDATE SET "
+                "unpublished_at = CASE WHEN tracks.unpublished_at IS NULL OR tracks.unpublished_estimated THEN excluded.unpublished_at ELSE tracks.unpublished_at END, "
+                "unpublished_estimated = CASE WHEN tracks.unpublished_at IS NULL OR tracks.unpublished_estimated THEN excluded.unpublished_estimated ELSE tracks.unpublished_estimated END",
+                by_kind[TRACK_UNPUBLISHED],
             )
         if PARTICIPANT_LEFT in by_kind:
             run(

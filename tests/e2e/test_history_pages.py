@@ -100,7 +100,7 @@ def test_history_page_charts_real_traffic(page: Page, traffic: Traffic) -> None:
 
 
 def test_sessions_page_shows_a_timeline(page: Page, traffic: Traffic) -> None:
-    summary = page.get_by_text(re.compile(r"^\d+ sessions, \d+ live\."))
+    summary = page.get_by_text(re.compile(r"^Showing [\d,]+ sessions, [\d,]+ live\."))
     poll(page, "/sessions", lambda: summary.count() == 1)
     expect(summary).to_be_visible()
 
@@ -110,7 +110,7 @@ def test_sessions_page_shows_a_timeline(page: Page, traffic: Traffic) -> None:
     search.blur()
     wait_idle(page)
 
-    expect(page.get_by_text(re.compile(r"^1 sessions, 1 live\."))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Showing 1 sessions, 1 live\."))).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stHeading").filter(has_text=traffic.meeting)).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Live: started "))).to_be_visible()

@@ -201,11 +201,16 @@ def test_sessions_per_day_count_room_sessions_started(store: HistoryStore) -> No
     assert queries.sessions_per_day(store, *RANGE, [B], None).empty
 
 
-def test_session_durations_cover_ended_sessions_with_the_estimated_flag(store: HistoryStore) -> None:
-    frame = queries.session_durations(store, *RANGE, None, None).set_index("identity")
-    assert sorted(frame.index) == ["alice", "bob", "dave"]  # carol has not left
-    assert frame["minutes"].to_dict() == pytest.approx({"alice": 50, "bob": 30, "dave": 20})
-    assert frame["estimated"].to_dict() == {"alice": False, "bob": True, "dave": False}
+def test_session_durations_count_ended_sessions_per_bin_with_the_estimated_flag(store: HistoryStore) -> None:
+    frame = queries.session_durations(store, *RANGE, None, None)
+    # carol has not left; alice 50 min, bob 30 (noticed by a snapshot), dave 20.
+    assert list(zip(frame["minutes"], frame["estimated"], frame["sessions"])) == [
+        ("20-30 min", False, 1),
+        ("30-45 min", True, 1),
+        ("45-60 min", False, 1),
+    ]
+    assert list(frame["from_min"]) == [20, 30, 45] and list(frame["to_min"]) == [30, 45, 60]
+    assert queries.session_durations(store, *RANGE, None, ["review"])["sessions"].sum() == 1
 
 
 def test_peak_per_room_is_the_largest_sample(store: HistoryStore) -> None:

@@ -131,6 +131,15 @@ def test_room_sessions_filters_by_server_name_and_time(dashboard: Services) -> N
     assert sessions.room_sessions(store, at(40), at(50))["room_sid"].tolist() == [], "neither session overlaps"
 
 
+def test_a_listing_keeps_the_newest_sessions_and_counts_them_all(dashboard: Services) -> None:
+    now = datetime.now(timezone.utc)
+    newest = sessions.room_sessions(dashboard.history, now - timedelta(hours=24), now, limit=1)
+    assert list(newest["room_sid"]) == [LIVE_SID]
+    assert newest.iloc[0]["participants"] == 1, "people are counted for the sessions listed"
+    assert sessions.count_room_sessions(dashboard.history, now - timedelta(hours=24), now) == (2, 1)
+    assert sessions.count_room_sessions(dashboard.history, now - timedelta(hours=24), now, search="standup") == (1, 0)
+
+
 def test_timeline_has_one_span_per_participant_and_one_mark_per_change(dashboard: Services) -> None:
     now = datetime.now(timezone.utc)
     spans, marks = sessions.timeline(dashboard.history, SERVER, ROOM_SID, now=now)

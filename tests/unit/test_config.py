@@ -30,3 +30,14 @@ def test_bad_numbers_are_refused_with_the_setting_name(tmp_path):
 
 def test_no_server_configured_is_allowed(tmp_path):
     assert load_settings({}, tmp_path / "none.toml").default_server is None
+
+
+def test_history_retention_defaults_to_keeping_and_refuses_less_than_a_day(tmp_path):
+    none = tmp_path / "none.toml"
+    assert load_settings({}, none).retention_days == {"minute_rollups": 0, "hour_rollups": 0, "events": 0, "sessions": 0}
+    s = load_settings({"DASHBOARD_HISTORY_EVENT_DAYS": "30", "DASHBOARD_HISTORY_MINUTE_ROLLUP_DAYS": "90"}, none)
+    assert s.retention_days["events"] == 30 and s.retention_days["minute_rollups"] == 90 and s.retention_days["sessions"] == 0
+    with pytest.raises(ConfigError, match="DASHBOARD_HISTORY_SESSION_DAYS"):
+        load_settings({"DASHBOARD_HISTORY_SESSION_DAYS": "0.5"}, none)
+    with pytest.raises(ConfigError, match="DASHBOARD_HISTORY_HOUR_ROLLUP_DAYS"):
+        load_settings({"DASHBOARD_HISTORY_HOUR_ROLLUP_DAYS": "-1"}, none)

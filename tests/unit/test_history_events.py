@@ -1,6 +1,8 @@
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 
+import pytest
+
 from lib.history.events import diff
 from lib.livekit.records import Participant, Permission, Room, RoomSnapshot, ServerSnapshot, Track
 
@@ -78,3 +80,54 @@ def test_pruning_drops_old_samples_and_keeps_sessions(tmp_path):
         assert store.query("SELECT count(*) AS n FROM participant_sessions").n.iloc[0] == 1
     finally:
         store.close()
+
+
+def test_each_retention_group_prunes_only_its_tables_and_only_ended_sessions(tmp_path):
+    from lib.history.events import HistoryEvent
+    from lib.history.store import RETENTION, HistoryStore, Prune, RoomSample, ServerSample
+
+    def person(event_id: str, kind: str, when, sid: str) -> HistoryEvent:
+        return HistoryEvent(event_id, "s", when, "webhook", kind, "RM_1", "r", sid, sid.lower(), "standard")
+
+    def counts(store: HistoryStore) -> dict[str, int]:
+        store.flush()
+        tables = ["room_samples", "server_samples", "events", "room_sessions", "participant_sessions"]
+        found = {t: int(store.query(f"SELECT count(*) AS n FROM {t}").n.iloc[0]) for t in tables}
+        for grain in ("minute", "hour"):
+            found[f"{grain} rollups"] = int(store.query("SELECT count(*) AS n FROM room_rollup WHERE grain = ?", [grain]).n.iloc[0])
+        return found
+
+    store = HistoryStore(tmp_path / "h.duckdb")
+    try:
+        old, later = T0, T0 + timedelta(days=8)
+        store.submit([
+            RoomSample("s", old, "RM_1", "r", 2, 1, 0, 1), ServerSample("s", old, True, 1, 2, None),
+            person("wh:1", "participant_joined", old, "PA_OLD"), person("wh:2", "participant_left", old + timedelta(minutes=5), "PA_OLD"),
+            person("wh:3", "participant_joined", old, "PA_STAYS"),  # still in the room: kept whatever its age
+        ])  # fmt: skip
+        before = counts(store)
+        assert before["minute rollups"] == before["hour rollups"] == 1
+        cut = T0 + timedelta(days=1)
+        store.submit([Prune(cut, "minute_rollups")])
+        assert counts(store) == before | {"minute rollups": 0}
+        store.submit([Prune(cut, "events")])
+        assert counts(store) == before | {"minute rollups": 0, "events": 0}
+        store.submit([Prune(cut, "sessions")])
+        assert counts(store) == before | {"minute rollups": 0, "events": 0, "participant_sessions": 1}, "the open session stays"
+        assert list(store.query("SELECT participant_sid FROM participant_sessions").participant_sid) == ["PA_STAYS"]
+        store.submit([Prune(later, "hour_rollups"), Prune(later, "samples")])
+        assert counts(store) == before | {"minute rollups": 0, "hour rollups": 0, "events": 0, "participant_sessions": 1,
+                                          "room_samples": 0, "server_samples": 0}  # fmt: skip
+        assert set(RETENTION) == {"samples", "minute_rollups", "hour_rollups", "events", "sessions"}
+    finally:
+        store.close()
+    with pytest.raises(ValueError):
+        Prune(T0, "everything")
+
+
+def test_the_collector_prunes_what_retention_says_and_keeps_what_is_zero():
+    from lib.history.collector import Collector
+
+    collector = Collector(None, None, sample_days=7, retention_days={"events": 30, "sessions": 0})  # type: ignore[arg-type]
+    now = T0 + timedelta(days=100)
+    assert {(p.what, now - p.before) for p in collector.prunes(now)} == {("samples", timedelta(days=7)), ("events", timedelta(days=30))}
