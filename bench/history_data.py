@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import resource
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +185,9 @@ class Generator:
 
         def both(kind: str, at: float, key: str, noticed_exact: bool, **fields: str) -> None:
             """The webhook, then the collector's inference at its next snapshot (none inside an
-            outage: webhooks still arrive, snapshots do not)."""
+            outage: webhooks still arrive, snapshots do not); nothing after the history's end."""
+            if at >= self.end:
+                return
             out.append(HistoryEvent(self._id("EV"), SERVER, _utc(at), WEBHOOK, kind, meeting.sid, room, **fields))
             seen = math.ceil(at / TICK) * TICK
             if seen < self.end and not self._in_outage(seen):
@@ -207,9 +208,8 @@ class Generator:
                     if unmuted is not None:
                         both(TRACK_UNMUTED, unmuted, f"{TRACK_UNMUTED}:{t_sid}:{unmuted}", False, **track)
                 both(TRACK_UNPUBLISHED, off, f"{TRACK_UNPUBLISHED}:{t_sid}", False, **track)
-            if p.left < self.end:
-                both(PARTICIPANT_LEFT, p.left, f"{PARTICIPANT_LEFT}:{p.sid}", False, **who)
-        if meeting.end < self.end - 1:
+            both(PARTICIPANT_LEFT, p.left, f"{PARTICIPANT_LEFT}:{p.sid}", False, **who)
+        if meeting.end < self.end - 1:  # a room still open at the end was cut there, not finished
             both(ROOM_FINISHED, meeting.end, f"{ROOM_FINISHED}:{meeting.sid}", False)
         return out
 
@@ -254,7 +254,7 @@ class Generator:
             meetings = self.meetings(day_start)
             self.totals.meetings += len(meetings)
             events = [e for m in meetings for e in self.events(m)]
-            sessions = [p for m in meetings for p in m.people]
+            sessions = [p for m in meetings for p in m.people if p.joined < self.end]  # later ones never happened
             self.totals.sessions += len(sessions)
             self.totals.events += len(events)
             self.joins.append(np.array([p.joined for p in sessions]))
@@ -292,8 +292,26 @@ def _present(at: np.ndarray, starts: list[float], ends: list[float]) -> np.ndarr
     return np.searchsorted(np.sort(starts), at, "right") - np.searchsorted(np.sort(ends), at, "right")
 
 
+def memory_mb(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident set, MiB. Not getrusage: its
+    ru_maxrss carries a forking parent's peak over into the child."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, timezone.utc)
+
+
+def busy_end(now: datetime) -> datetime:
+    """Where a generated history ends: the latest weekday 15:00 UTC before `now`, the busiest
+    hour, so the short ranges (1 h, 24 h) that end there hold the most data, not a quiet night."""
+    end = now.astimezone(timezone.utc).replace(hour=15, minute=0, second=0, microsecond=0)
+    while end > now or end.weekday() >= 5:
+        end -= timedelta(days=1)
+    return end
 
 
 def generate(path: Path, end: datetime, days: int = 90, rooms: int = 200, seed: int = 7, progress: bool = True) -> dict[str, float]:
@@ -312,7 +330,7 @@ def generate(path: Path, end: datetime, days: int = 90, rooms: int = 200, seed: 
         "room_samples_written": totals.room_samples,
         "server_samples_written": totals.server_samples,
         "peak_concurrent": generator.peak(),
-        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_peak_mb": memory_mb(),
     }
 
 
@@ -325,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.path.exists():
         parser.error(f"{args.path} exists; the generator writes a new file")
-    result = generate(args.path, datetime.now(timezone.utc), args.days, args.rooms, args.seed)
+    result = generate(args.path, busy_end(datetime.now(timezone.utc)), args.days, args.rooms, args.seed)
     for key, value in result.items():
         print(f"{key:24} {value:,.0f}")
 

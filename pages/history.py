@@ -134,7 +134,7 @@ chart(
 )
 chart(
     "Tracks published by source",
-    "Tracks published per bucket, from track_published events (webhooks, or inferred between snapshots).",
+    "Tracks published per bucket, each counted once at its first report (a webhook, or a snapshot that found it).",
     "tracks_by_source",
     data["tracks_by_source"],
     lambda f: px.bar(f, x="ts", y="events", color="track_source", labels={"ts": "time (UTC)"}),

@@ -8,10 +8,11 @@ restart, a replayed snapshot) is stored once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..livekit.records import AgentJob, Participant, RoomSnapshot, ServerSnapshot
+from ..livekit.records import AgentJob, Participant, RoomSnapshot, ServerSnapshot, Track
 
 # Kinds, in the words LiveKit's webhooks use where there is one.
 ROOM_STARTED = "room_started"
@@ -69,6 +70,16 @@ def _participant_event(server: str, room: RoomSnapshot, p: Participant, kind: st
     )
 
 
+def _unpublished(server: str, room: RoomSnapshot, p: Participant, tracks: Iterable[Track], end: datetime) -> list[HistoryEvent]:
+    """Tracks gone by `end`: unpublished, or ended with their participant leaving (as LiveKit's
+    own webhooks report it)."""
+    return [
+        HistoryEvent(f"snap:{server}:{TRACK_UNPUBLISHED}:{t.sid}", server, end, SNAPSHOT, TRACK_UNPUBLISHED, room.room.sid,
+                     room.room.name, p.sid, p.identity, p.kind, t.sid, t.source)  # fmt: skip
+        for t in tracks
+    ]
+
+
 def _job_key(job: AgentJob) -> tuple[str, str]:
     return job.id, job.status
 
@@ -110,12 +121,11 @@ def diff(previous: ServerSnapshot | None, current: ServerSnapshot, ended_by: dat
                 elif prior.muted != t.muted:
                     kind = TRACK_MUTED if t.muted else TRACK_UNMUTED
                     events.append(HistoryEvent(f"snap:{server}:{kind}:{t.sid}:{now.isoformat()}", ts=now, kind=kind, **base))
-            for t_sid, t in old_tracks.items():
-                if t_sid not in {t.sid for t in p.tracks}:
-                    events.append(HistoryEvent(f"snap:{server}:{TRACK_UNPUBLISHED}:{t_sid}", server, end, SNAPSHOT, TRACK_UNPUBLISHED, sid,
-                                               room.room.name, p.sid, p.identity, p.kind, t_sid, t.source))  # fmt: skip
+            gone = {t_sid: t for t_sid, t in old_tracks.items() if t_sid not in {t.sid for t in p.tracks}}
+            events += _unpublished(server, room, p, gone.values(), end)
         for p_sid, p in old_people.items():
             if p_sid not in {p.sid for p in room.participants}:
+                events += _unpublished(server, room, p, p.tracks, end)
                 events.append(_participant_event(server, room, p, PARTICIPANT_LEFT, end))
         old_jobs = {_job_key(j) for d in old.dispatches for j in d.jobs} if old else set()
         for d in room.dispatches:
@@ -127,6 +137,7 @@ def diff(previous: ServerSnapshot | None, current: ServerSnapshot, ended_by: dat
     for sid, room in before.items():
         if sid not in after:
             for p in room.participants:
+                events += _unpublished(server, room, p, p.tracks, end)
                 events.append(_participant_event(server, room, p, PARTICIPANT_LEFT, end))
             events.append(HistoryEvent(f"snap:{server}:{ROOM_FINISHED}:{sid}", server, end, SNAPSHOT, ROOM_FINISHED, sid, room.room.name))
     events.sort(key=lambda e: e.ts)

@@ -12,10 +12,11 @@ Concurrency model (decided here and nowhere else):
 What is stored grows with change, not with time times participants: one row per active room per
 interval (room_samples), one per server per interval (server_samples), events only when
 something changed, and what is reconstructed from them: room and participant sessions and track
-publications (tracks), one row each whichever sources reported them. Per-minute and per-hour rollups of
-the samples (server_rollup, room_rollup) are kept when raw samples are pruned, so a chart over
-any range reads a bounded number of rows. Gaps record when a server could
-not be read: an outage is a gap, never a run of invented zeros.
+publications (tracks), one row each whichever sources reported them. Per-minute and per-hour
+rollups of the samples (server_rollup, room_rollup) are kept when raw samples are pruned, so a
+chart over any range reads a bounded number of rows. Gaps record when a server could not be
+read: an outage is a gap, never a run of invented zeros. How long each group of tables is kept
+is RETENTION's business; the collector asks for the pruning.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ import duckdb
 import pandas as pd
 
 from .events import (
+    BOUND_KINDS,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
     ROOM_FINISHED,
     ROOM_STARTED,
+    SNAPSHOT,
     TRACK_PUBLISHED,
     TRACK_UNPUBLISHED,
     HistoryEvent,
-    BOUND_KINDS,
-    SNAPSHOT,
 )
 
 log = logging.getLogger(__name__)

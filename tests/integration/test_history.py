@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lib.config import ServerConfig
+from lib.history import sessions
 from lib.history.collector import Collector
 from lib.history.store import HistoryStore
 from lib.livekit.devserver import DevServer
@@ -81,6 +82,20 @@ def test_sessions_and_durations_come_from_snapshots_alone(livekit_server, lk_api
     samples = history.query("SELECT max(participants) AS peak FROM room_samples WHERE room = ?", [room])
     assert samples.peak.iloc[0] == 2
     assert history.query("SELECT peak_participants FROM room_sessions WHERE room = ?", [room]).iloc[0, 0] == 2
+
+    # The Sessions page's timeline of this room: one span each, alice's ended (estimated), bob's
+    # open; alice's microphone published and, when she left, unpublished (estimated), once each.
+    room_sid = history.query("SELECT room_sid FROM room_sessions WHERE room = ?", [room]).iloc[0, 0]
+    spans, marks = sessions.timeline(history, "test", room_sid)
+    by_name = spans.set_index("identity")
+    assert sorted(by_name.index) == ["alice", "bob"]
+    assert not by_name.loc["alice", "open"] and by_name.loc["alice", "left_estimated"] and by_name.loc["bob", "open"]
+    assert [(m.identity, m.kind, m.track_source) for m in marks.itertuples()] == [
+        ("alice", "track_published", "microphone"),
+        ("alice", "track_unpublished", "microphone"),
+    ]
+    track = history.query("SELECT source, unpublished_at IS NOT NULL AS ended, unpublished_estimated FROM tracks WHERE room = ?", [room])
+    assert [tuple(row) for row in track.itertuples(index=False)] == [("microphone", True, True)]
 
 
 def test_server_outage_is_a_gap_and_collection_resumes_without_duplicates(tmp_path, history, unique_name):

@@ -9,6 +9,8 @@ import time
 
 import duckdb
 
+from lib.history import sessions
+from lib.history.store import HistoryStore
 from lib.livekit.devserver import DevServer
 from lib.sim.participants import ParticipantPool
 from tests.app_process import AppProcess
@@ -38,20 +40,28 @@ def test_webhooks_make_exact_sessions_in_the_running_app(tmp_path):
         app.stop()  # the lifespan closes the store, flushing what was queued
         server.stop(timeout=2)
 
-    db = duckdb.connect(str(data / "history.duckdb"), read_only=True)
+    store = HistoryStore(data / "history.duckdb")  # the app has stopped: the file is ours to open
     try:
-        session = db.execute(
-            "SELECT epoch(left_at) - epoch(joined_at), left_at IS NOT NULL, left_estimated FROM participant_sessions WHERE identity = 'dana'"
-        ).fetchall()
-        sources = {row[0] for row in db.execute("SELECT DISTINCT source FROM events WHERE room = 'webhook-room'").fetchall()}
-        samples = db.execute("SELECT count(*) FROM room_samples WHERE room = 'webhook-room'").fetchone()[0]
+        session = store.query(
+            "SELECT epoch(left_at) - epoch(joined_at) AS seconds, left_at IS NOT NULL AS has_left, left_estimated, server, room_sid "
+            "FROM participant_sessions WHERE identity = 'dana'"
+        )
+        sources = set(store.query("SELECT DISTINCT source FROM events WHERE room = 'webhook-room'")["source"])
+        samples = store.query("SELECT count(*) AS n FROM room_samples WHERE room = 'webhook-room'")["n"].iloc[0]
+        tracks = store.query("SELECT source, unpublished_estimated FROM tracks WHERE room = 'webhook-room'")
+        [(seconds, left, estimated, server, room_sid)] = [tuple(row) for row in session.itertuples(index=False)]
+        spans, marks = sessions.timeline(store, server, room_sid)
     finally:
-        db.close()
-    [(seconds, left, estimated)] = session
+        store.close()
     assert left and not estimated  # the webhook's exact leave, not the snapshot's bound
     assert 2.0 <= seconds <= 6.0
     assert "webhook" in sources and "snapshot" in sources
     assert samples >= 2
+    # Seen by both the webhook and the collector, the track is one publication with an exact end,
+    # and the timeline shows each change once, at the webhook's time.
+    assert [tuple(row) for row in tracks.itertuples(index=False)] == [("microphone", False)]
+    assert list(spans["identity"]) == ["dana"] and not spans["left_estimated"].iloc[0] and not spans["open"].iloc[0]
+    assert [(m.kind, m.source) for m in marks.itertuples()] == [("track_published", "webhook"), ("track_unpublished", "webhook")]
 
 
 def test_history_file_survives_sigkill_of_the_app(tmp_path, livekit_server, lk_api):

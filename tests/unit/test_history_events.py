@@ -54,6 +54,14 @@ def test_publish_and_mute_changes_are_events_with_stable_ids():
     assert diff(before, published)[0].event_id == diff(before, published)[0].event_id == "snap:s:track_published:TR_1"
 
 
+def test_a_participant_leaving_ends_their_tracks_too_as_livekit_webhooks_do():
+    talking = person("PA_A", T0, mic(False))
+    left = diff(snap(T0 + timedelta(seconds=5), talking), snap(T0 + timedelta(seconds=10)))
+    assert [(e.kind, e.track_sid, e.estimated) for e in left] == [("track_unpublished", "TR_1", True), ("participant_left", "", True)]
+    closed = diff(snap(T0 + timedelta(seconds=5), talking), snap(T0 + timedelta(seconds=60), room=False), ended_by=T0 + timedelta(seconds=7))
+    assert {(e.kind, e.ts) for e in closed} == {(k, T0 + timedelta(seconds=7)) for k in ("track_unpublished", "participant_left", "room_finished")}
+
+
 def test_a_failed_snapshot_says_nothing_changed():
     from lib.livekit.errors import Category, GatewayError
 
