@@ -13,8 +13,8 @@ every range.
 
     python -m bench.history_queries [--path FILE] [--runs 15]
 
-With --path, an existing file is reused (made first if missing); without it, a temporary one
-is generated and removed.
+With --path, an existing file is reused (made first if missing; each run adds its one
+collection round to it); without it, a temporary one is generated and removed.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def measure(path: Path, runs: int) -> dict[str, object]:
     store.flush()
     write_ms = (time.perf_counter() - started) * 1000
     counts = {table: int(store.query(f"SELECT count(*) AS n FROM {table}")["n"][0]) for table in
-              ("server_samples", "room_samples", "events", "room_sessions", "participant_sessions", "server_rollup", "room_rollup", "gaps")}  # fmt: skip
+              ("server_samples", "room_samples", "events", "room_sessions", "participant_sessions", "tracks", "server_rollup", "room_rollup", "gaps")}  # fmt: skip
     store.close()
     return {
         "rooms": busy,
