@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from ..livekit.errors import Category, GatewayError
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.records import ServerSnapshot
-from .events import PARTICIPANT_LEFT, ROOM_FINISHED, SNAPSHOT, HistoryEvent, diff
+from .events import PARTICIPANT_LEFT, ROOM_FINISHED, SNAPSHOT, TRACK_UNPUBLISHED, HistoryEvent, diff
 from .store import GapEnd, GapStart, HistoryStore, Prune, RoomSample, ServerSample
 
 PRUNE_EVERY = 3600.0  # seconds
@@ -64,6 +64,15 @@ def close_missing(store: HistoryStore, snapshot: ServerSnapshot, ended_by: datet
         if row.participant_sid not in present_people:
             events.append(HistoryEvent(f"snap:{server}:{PARTICIPANT_LEFT}:{row.participant_sid}", server, ended_by, SNAPSHOT,
                                        PARTICIPANT_LEFT, row.room_sid, row.room, row.participant_sid, row.identity, row.kind))  # fmt: skip
+    present_tracks = {t.sid for p in snapshot.participants for t in p.tracks}
+    tracks = store.query(
+        "SELECT track_sid, room_sid, room, participant_sid, identity, source FROM tracks WHERE server = ? AND unpublished_at IS NULL",
+        [server],
+    )
+    for row in tracks.itertuples():
+        if row.track_sid not in present_tracks:
+            events.append(HistoryEvent(f"snap:{server}:{TRACK_UNPUBLISHED}:{row.track_sid}", server, ended_by, SNAPSHOT, TRACK_UNPUBLISHED,
+                                       row.room_sid, row.room, row.participant_sid or "", row.identity or "", "", row.track_sid, row.source))  # fmt: skip
     rooms = store.query("SELECT room_sid, room FROM room_sessions WHERE server = ? AND ended_at IS NULL", [server])
     for row in rooms.itertuples():
         if row.room_sid not in present_rooms:

@@ -139,3 +139,24 @@ def test_the_collector_prunes_what_retention_says_and_keeps_what_is_zero():
     collector = Collector(None, None, sample_days=7, retention_days={"events": 30, "sessions": 0})  # type: ignore[arg-type]
     now = T0 + timedelta(days=100)
     assert {(p.what, now - p.before) for p in collector.prunes(now)} == {("samples", timedelta(days=7)), ("events", timedelta(days=30))}
+
+
+def test_at_start_up_sessions_and_tracks_gone_from_the_server_are_closed_estimated(tmp_path):
+    from lib.history.collector import close_missing
+    from lib.history.store import HistoryStore
+
+    store = HistoryStore(tmp_path / "h.duckdb")
+    try:
+        talking, quiet = person("PA_A", T0, mic(False)), person("PA_B", T0)
+        store.submit(diff(None, snap(T0 + timedelta(seconds=5), talking, quiet)))  # an earlier run saw both
+        store.flush()
+        later = T0 + timedelta(hours=1)
+        still_there = snap(later, quiet)  # PA_A left (and her mic with her) while nothing collected
+        events = close_missing(store, still_there, ended_by=T0 + timedelta(seconds=30))
+        assert sorted((e.kind, e.participant_sid, e.track_sid, e.estimated) for e in events) == [
+            ("participant_left", "PA_A", "", True),
+            ("track_unpublished", "PA_A", "TR_1", True),
+        ]
+        assert close_missing(store, snap(later, talking, quiet), ended_by=later) == [], "nothing is missing"
+    finally:
+        store.close()
