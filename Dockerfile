@@ -30,6 +30,7 @@ COPY *.py *.ini ./
 COPY lib/ ./lib/
 COPY pages/ ./pages/
 COPY migrations/ ./migrations/
+COPY assets/ ./assets/
 COPY .streamlit/config.toml ./.streamlit/config.toml
 
 # data/ holds the runtime databases: the only place the app writes. Mount a volume there.

@@ -11,12 +11,14 @@ import streamlit as st
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from lib import services
+from lib import logs, services
 from lib.api.health import healthz
+from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
 from lib.auth.routes import ROUTES as AUTH_ROUTES
 from lib.auth.routes import SignInRedirect
 
+logs.configure()
 log = logging.getLogger("dashboard")
 
 
@@ -37,6 +39,8 @@ class _DropTraceback(logging.Filter):
 
 @asynccontextmanager
 async def lifespan(_app):  # type: ignore[no-untyped-def]
+    """Build this process's services once (routes get them through ProvideServices, pages
+    through services.get()) and start the history collector; stop them at shutdown."""
     try:
         started = await asyncio.to_thread(services.start)
         await asyncio.to_thread(started.start_history)
@@ -59,5 +63,7 @@ app = st.App(
         Route("/webhooks/livekit", livekit_webhook, methods=["POST"]),
         *AUTH_ROUTES,
     ],
-    middleware=[Middleware(SignInRedirect)],
+    # Routes read the process's services from request.state.services, put there per request from
+    # the one holder the lifespan fills (the one page scripts read with services.get()).
+    middleware=[Middleware(ProvideServices, services=services.current), Middleware(SignInRedirect)],
 )

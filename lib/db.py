@@ -7,16 +7,25 @@ with the psycopg 3 driver). The schema is owned by the Alembic migrations in mig
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from .config import REPO_ROOT, load_settings
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseError(RuntimeError):
@@ -25,6 +34,8 @@ class DatabaseError(RuntimeError):
 
 # Seconds libpq waits for a PostgreSQL server, so an unreachable host fails start-up quickly.
 POSTGRES_CONNECT_TIMEOUT = 10
+# The PostgreSQL advisory lock every dashboard process takes to migrate: any constant of ours.
+MIGRATION_LOCK_KEY = 0x6C6B6461  # "lkda"
 
 
 def postgres_url(url: str) -> URL:
@@ -36,11 +47,30 @@ def postgres_url(url: str) -> URL:
     return parsed
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite does: it holds
+    password and session hashes and encrypted secrets. SQLite gives its -wal and -shm files the
+    database file's own mode. A file left by an earlier version is made private too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+        log.info("made %s readable by its owner only", path)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            _private_file(path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -80,20 +110,77 @@ def describe_failure(engine: Engine, exc: BaseException) -> str:
     return f"{engine.url.render_as_string(hide_password=True)}: {reason}"
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest migration."""
+def _reachable(engine: Engine) -> None:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any driver error means "cannot reach it"
         raise DatabaseError(f"cannot open the database {describe_failure(engine, exc)}") from None
+
+
+@contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, an exclusive lock on a file beside the database, held around the migration's
+    whole transaction (commit included); nothing on other databases."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None:
+        yield
+        return
+    fd = os.open(path.with_name(path.name + ".migrate-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _lock_in_transaction(engine: Engine, connection: Connection) -> None:
+    """On PostgreSQL, an advisory lock that the migration's transaction holds until it commits."""
+    if engine.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def revision(connection: Connection) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
+
+
+def migrate(engine: Engine) -> bool:
+    """Upgrade the database behind `engine` to the newest migration, under the migration lock.
+    True when this call migrated it, False when it was already at the newest."""
+    _reachable(engine)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     try:
-        with engine.begin() as connection:
+        # Processes starting together wait here in turn; the one that finds the newest
+        # migration already applied does nothing.
+        with _file_lock(engine), engine.begin() as connection:
+            _lock_in_transaction(engine, connection)
+            before = revision(connection)
+            if before == head_revision():
+                return False
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+            log.info("database migrated from %s to %s", before or "empty", head_revision())
+            return True
     except OperationalError as exc:  # the connection dropped or the server refused mid-way
         raise DatabaseError(f"cannot migrate the database {describe_failure(engine, exc)}") from None
+
+
+def require_current(engine: Engine) -> None:
+    """For processes that do not migrate (the scheduler): the database must be at the newest
+    migration, which the dashboard's server process applies when it starts."""
+    _reachable(engine)
+    with engine.connect() as connection:
+        found = revision(connection)
+    if found != head_revision():
+        raise DatabaseError(
+            f"the database is at migration {found or '(none)'}, not {head_revision()}: start the dashboard "
+            "first (it migrates at start-up) or run `python -m lib.db upgrade`"
+        )
 
 
 def session_factory(engine: Engine) -> sessionmaker:
@@ -106,11 +193,11 @@ def main(argv: list[str]) -> int:
         return 2
     settings = load_settings()
     try:
-        migrate(make_engine(settings.database_url))
+        migrated = migrate(make_engine(settings.database_url))
     except DatabaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("database is at the newest migration")
+    print("database migrated to the newest migration" if migrated else "database is already at the newest migration")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -83,3 +83,13 @@ class AuditEvent(Base):
     result: Mapped[str] = mapped_column(String(16), nullable=False)  # ok, failed, refused
     detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
     address: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class ChangeVersion(Base):
+    """A counter raised with every change of one kind of shared setting (e.g. "servers"), so
+    other processes and nodes notice the change by polling one small row."""
+
+    __tablename__ = "change_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -4,15 +4,15 @@ import streamlit as st
 
 from lib import services
 from lib.auth import guard
-from lib.auth.users import UserError
+from lib.auth.policy import ActionError
 from lib.ui import live
-from lib.ui.format import clock
+from lib.ui.format import clock, md
 
-user = guard.require_page("account")
 svc = services.get()
+user = guard.require_page(svc, "account")
 st.title("Account")
 live.show_flash()
-st.write(f"Signed in as **{user.username}**, role **{user.role}**.")
+st.write(f"Signed in as **{md(user.username)}**, role **{user.role}**.")
 st.caption(
     f"This session ends at {clock(user.expires_at)}, or after {svc.settings.idle_minutes:g} minutes without activity."
 )
@@ -26,13 +26,11 @@ with st.form("change_password", clear_on_submit=False):
     if st.form_submit_button("Change password"):
         if new != again:
             st.error("The new passwords differ.")
-        elif not svc.users.check_password(user.username, current):
-            st.error("The current password is wrong.")
         else:
             try:
-                svc.users.reset_password(user.username, new, actor=user.username)
-            except UserError as exc:
-                st.error(str(exc))
+                svc.users.change_own_password(guard.actor(user), current, new)
+            except ActionError as exc:
+                st.error(md(str(exc)))
             else:
                 # Changing the password signs out every session, this one included.
                 live.flash("Password changed. Sign in again with the new one.")

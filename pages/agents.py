@@ -7,18 +7,18 @@ from lib.auth import guard
 from lib.livekit.summary import agent_participants, count_jobs
 from lib.ui import live, tables
 
-guard.require_page("agents")
 svc = services.get()
+guard.require_page(svc, "agents")
 st.title("Agents")
 interval = live.refresh_interval(svc.settings.refresh_seconds)
 
 
 @st.fragment(run_every=interval)
 def agents() -> None:
-    guard.recheck()
+    guard.recheck(svc)
     views = live.views(svc)
     live.server_banners(views)
-    snapshots = [v.snapshot for v in views if v.snapshot is not None and v.snapshot.ok]
+    snapshots = live.fresh(views)
     dispatches = [d for s in snapshots for d in s.dispatches]
     counts = count_jobs(dispatches)
 

@@ -7,21 +7,26 @@ import streamlit as st
 
 from lib import services
 from lib.auth import guard
-from lib.auth.audit import RESULTS, to_csv
+from lib.auth.audit import RESULTS, day_range, to_csv
 
-guard.require_page("audit")
-audit = services.get().audit
+svc = services.get()
+guard.require_page(svc, "audit")
+audit = svc.audit
 st.title("Audit")
 
 today = datetime.now(timezone.utc).date()
 c1, c2, c3, c4 = st.columns(4)
-days = c1.date_input("Between", value=(today - timedelta(days=7), today), max_value=today)
+days = c1.date_input("Between (UTC days)", value=(today - timedelta(days=7), today), max_value=today)
 action = c2.selectbox("Action", ["(any)", *audit.actions()])
 result = c3.selectbox("Result", ["(any)", *RESULTS])
 actor = c4.text_input("User", placeholder="exact user name")
 text = st.text_input("Target or detail contains")
 
-start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
+start, end = day_range(days, today)
+if start is None:
+    st.caption("No days picked: showing every day.")
+elif days and isinstance(days, tuple) and len(days) == 1:
+    st.caption(f"Only the first day is picked: showing {start:%Y-%m-%d} to today.")
 records = audit.query(
     since=datetime.combine(start, time.min, timezone.utc) if start else None,
     until=datetime.combine(end, time.max, timezone.utc) if end else None,

@@ -16,8 +16,8 @@ from lib.ui import history as history_ui
 
 log = logging.getLogger(__name__)
 
-guard.require_page("history")
 svc = services.get()
+guard.require_page(svc, "history")
 st.title("History")
 store = history_ui.store_or_stop(svc)
 NO_DATA = "No data in this range"

@@ -8,18 +8,19 @@ from lib.livekit.summary import summarize
 from lib.ui import live, tables
 from lib.ui.format import clock, since
 
-guard.require_page("overview")
 svc = services.get()
+guard.require_page(svc, "overview")
 st.title("Overview")
 interval = live.refresh_interval(svc.settings.refresh_seconds)
 
 
 @st.fragment(run_every=interval)
 def overview() -> None:
-    guard.recheck()
+    guard.recheck(svc)
     views = live.views(svc)
     live.server_banners(views)
-    summaries = [summarize(v.snapshot) for v in views if v.snapshot is not None and v.snapshot.ok]
+    summaries = [summarize(s) for s in live.fresh(views)]
+    silent = [v.server for v in views if v.current is None]
 
     cols = st.columns(5)
     for col, (label, value) in zip(
@@ -32,11 +33,23 @@ def overview() -> None:
             ("Agents", sum(s.agents for s in summaries)),
         ),
     ):
-        col.metric(label, value)
+        # With no server answering there is nothing to count: a dash, never a zero.
+        col.metric(label, value if summaries else "—")
+    if silent and summaries:
+        st.caption(f"Totals of the servers that answered; not counted: {', '.join(silent)}.")
 
     if summaries:
         st.subheader("Per server")
         st.dataframe(tables.summary_frame(summaries), hide_index=True, width="stretch")
+    stale = [v for v in views if v.stale]
+    if stale:
+        st.subheader("Last known, not live")
+        st.caption("What the servers that stopped answering carried when they last answered.")
+        st.dataframe(
+            tables.summary_frame([summarize(v.last_good) for v in stale]).assign(**{"as of": [clock(v.last_good.taken_at) for v in stale]}),
+            hide_index=True,
+            width="stretch",
+        )
 
     st.subheader("Server status")
     status_rows = []
@@ -53,7 +66,7 @@ def overview() -> None:
                 "server": v.server,
                 "status": state,
                 "last snapshot": clock(h.last_snapshot_at) or None,
-                "snapshot took (ms)": round(v.snapshot.duration_s * 1000) if v.snapshot and v.snapshot.ok else None,
+                "snapshot took (ms)": round(v.current.duration_s * 1000) if v.current else None,
             }
         )
     st.dataframe(status_rows, hide_index=True, width="stretch")

@@ -8,37 +8,39 @@ from lib.auth import guard
 from lib.ui import controls, live, tables
 from lib.ui.format import clock, md
 
-user = guard.require_page("rooms")
 svc = services.get()
-gw = svc.gateway
+user = guard.require_page(svc, "rooms")
+actor = guard.actor(user)
+control = svc.control
 st.title("Rooms")
 live.show_flash()
 interval = live.refresh_interval(svc.settings.refresh_seconds)
 
-can_control = guard.allowed(user, "control")
+can_control = control.permits(actor)
 if can_control:
     with st.expander("Create a room"):
-        controls.create_room_form(gw)
+        controls.create_room_form(control, actor, svc.gateway.server_names())
 
 c1, c2 = st.columns([3, 2])
 search = c1.text_input("Search", placeholder="room name or metadata", key="room_search")
-servers = c2.multiselect("Servers", gw.server_names(), key="room_servers", placeholder="all servers")
+servers = c2.multiselect("Servers", svc.gateway.server_names(), key="room_servers", placeholder="all servers")
 
 
 def matching_rooms(views):
+    """Rooms of the servers that answered; a server that did not gets a banner, not rooms."""
     needle = search.strip().lower()
     return [
         r
-        for v in views
-        if v.snapshot is not None and v.snapshot.ok and (not servers or v.server in servers)
-        for r in v.snapshot.rooms
+        for snapshot in live.fresh(views)
+        if not servers or snapshot.server in servers
+        for r in snapshot.rooms
         if not needle or needle in r.room.name.lower() or needle in r.room.metadata.lower()
     ]
 
 
 @st.fragment(run_every=interval)
 def room_list() -> None:
-    guard.recheck()
+    guard.recheck(svc)
     views = live.views(svc)
     live.server_banners(views)
     rooms = matching_rooms(views)
@@ -68,9 +70,12 @@ server, room_name = picked
 
 @st.fragment(run_every=interval)
 def room_detail() -> None:
-    guard.recheck()
+    guard.recheck(svc)
     view = next((v for v in live.views(svc) if v.server == server), None)
-    room = view.snapshot.room(room_name) if view and view.snapshot and view.snapshot.ok else None
+    if view is not None and view.current is None:
+        st.warning(f"{md(server)} is not answering, so this room cannot be shown live.")
+        return
+    room = view.current.room(room_name) if view else None
     if room is None:
         st.warning("This room is gone from the server (ended, or closed when its last participant left).")
         return
@@ -110,10 +115,10 @@ st.subheader("Controls")
 # Keyed so the chosen tab survives the rerun that follows every action.
 p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"], key="controls_tab")
 with p_tab:
-    controls.participant_controls(gw, room)
+    controls.participant_controls(control, actor, room)
 with d_tab:
-    controls.data_controls(gw, room)
+    controls.data_controls(control, actor, room)
 with a_tab:
-    controls.dispatch_controls(gw, room)
+    controls.dispatch_controls(control, actor, room)
 with r_tab:
-    controls.room_controls(gw, room)
+    controls.room_controls(control, actor, room)

@@ -20,8 +20,8 @@ from lib.ui.format import clip, clock, duration, md
 
 log = logging.getLogger(__name__)
 
-guard.require_page("sessions")
 svc = services.get()
+guard.require_page(svc, "sessions")
 st.title("Sessions")
 
 store = history_ui.store_or_stop(svc)

@@ -1,18 +1,18 @@
-"""Settings: the LiveKit servers the dashboard watches; add, edit, test and remove them."""
+"""Servers (admins): the LiveKit servers the dashboard watches; add, edit, test and remove them."""
 
 import streamlit as st
 
 from lib import services
 from lib.auth import guard
-from lib.config import ServerConfig
+from lib.auth.policy import ActionError
 from lib.livekit.gateway import ConnectionResult
-from lib.servers import ServerRegistryError
+from lib.servers import ConnectionFailed
 from lib.ui import live
 from lib.ui.format import md
 
-user = guard.require_page("settings")
 svc = services.get()
-registry, gw = svc.servers, svc.gateway
+actor = guard.actor(guard.require_page(svc, "settings"))
+admin = svc.server_admin
 st.title("Servers")
 live.show_flash()
 
@@ -24,7 +24,25 @@ def report(name: str, result: ConnectionResult) -> None:
         st.error(f"{md(name)}: {result.error.category.value}: {md(result.error.hint)} ({md(result.error.detail)}), after {result.seconds:.1f} s.")
 
 
-servers = registry.list()
+def attempt(name: str, call, saved: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Run one service call with a spinner. A test shows its result; a save that worked says so
+    after the rerun, and one whose connection test failed shows that test."""
+    try:
+        with st.spinner("Connecting…"):
+            outcome = call()
+    except ConnectionFailed as exc:
+        report(name, exc.result)
+        st.warning("Not saved: the connection test failed. Fix the details and try again.")
+    except ActionError as exc:
+        st.error(md(str(exc)))
+    else:
+        if saved:
+            live.flash(saved)
+            st.rerun()
+        report(name, outcome)
+
+
+servers = svc.servers.list()
 st.subheader("Servers")
 if servers:
     st.dataframe(
@@ -35,13 +53,11 @@ if servers:
         hide_index=True,
         width="stretch",
     )
-    names = [s.name for s in servers]
     c1, c2 = st.columns([3, 1])
-    to_test = c1.selectbox("Server to test", names, key="test_pick")
+    to_test = c1.selectbox("Server to test", [s.name for s in servers], key="test_pick")
     c2.write("")
     if c2.button("Test connection", key="test_saved"):
-        with st.spinner("Connecting…"):
-            report(to_test, gw.test_connection(registry.get(to_test)))
+        attempt(to_test, lambda: admin.test_saved(actor, to_test))
 else:
     st.info("No server yet. Set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET in the environment, or add one below.")
 
@@ -54,23 +70,11 @@ with st.form("add_server"):
     test_clicked = st.form_submit_button("Test")
     save_clicked = st.form_submit_button("Test and save", type="primary")
     if test_clicked or save_clicked:
-        candidate = ServerConfig(name.strip() or "new server", url.strip(), api_key.strip(), api_secret)
-        if not (url.strip() and api_key.strip() and api_secret):
-            st.error("URL, API key and API secret are all required.")
+        shown = name.strip() or "new server"
+        if save_clicked:
+            attempt(shown, lambda: admin.add(actor, name, url, api_key, api_secret), f"Server '{name.strip()}' added.")
         else:
-            with st.spinner("Connecting…"):
-                result = gw.test_connection(candidate)
-            report(candidate.name, result)
-            if save_clicked and result.ok:
-                try:
-                    registry.add(name, url, api_key, api_secret, actor=user.username)
-                except ServerRegistryError as exc:
-                    st.error(str(exc))
-                else:
-                    live.flash(f"Server '{name.strip()}' added.")
-                    st.rerun()
-            elif save_clicked:
-                st.warning("Not saved: the connection test failed. Fix the details and try again.")
+            attempt(shown, lambda: admin.test(actor, name.strip(), url, api_key, api_secret))
 
 stored = [s for s in servers if s.source == "settings"]
 if stored:
@@ -82,24 +86,15 @@ if stored:
         new_key = st.text_input("API key", value=chosen.api_key, max_chars=256)
         new_secret = st.text_input("API secret", type="password", placeholder=f"unchanged ({chosen.masked_secret})", max_chars=1024)
         if st.form_submit_button("Test and save changes"):
-            candidate = ServerConfig(chosen.name, new_url.strip(), new_key.strip(), new_secret or chosen.api_secret)
-            with st.spinner("Connecting…"):
-                result = gw.test_connection(candidate)
-            report(chosen.name, result)
-            if result.ok:
-                try:
-                    registry.update(chosen.name, url=new_url, api_key=new_key, api_secret=new_secret or None, actor=user.username)
-                except ServerRegistryError as exc:
-                    st.error(str(exc))
-                else:
-                    live.flash(f"Server '{chosen.name}' updated.")
-                    st.rerun()
-            else:
-                st.warning("Not saved: the connection test failed.")
+            attempt(
+                chosen.name,
+                lambda: admin.update(actor, chosen.name, url=new_url, api_key=new_key, api_secret=new_secret or None),
+                f"Server '{chosen.name}' updated.",
+            )
     if live.confirm("Remove server", f"remove_server_{chosen.name}", f"Stop watching '{chosen.name}' and forget its credentials?"):
         try:
-            registry.remove(chosen.name, actor=user.username)
-        except ServerRegistryError as exc:
+            admin.remove(actor, chosen.name)
+        except ActionError as exc:
             live.flash(str(exc), ok=False)
         else:
             live.flash(f"Server '{chosen.name}' removed.")

@@ -2,8 +2,9 @@
 """`make run` / `make demo`: start the dashboard, and a local LiveKit server when none is configured.
 
 Which LiveKit server:
-- LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET from the environment (each one wins) or
-  from top-level keys of .streamlit/secrets.toml: when all three are found, that server is used;
+- the one the dashboard's settings name (lib.config.load_settings: LIVEKIT_URL, LIVEKIT_API_KEY
+  and LIVEKIT_API_SECRET from the environment, or from .streamlit/secrets.toml's top-level keys
+  or its [livekit] table): that server is used; half of them set is an error;
 - otherwise a local `livekit-server --dev` is started on 127.0.0.1 (port $LIVEKIT_DEV_PORT, else
   7880 when free, else any free port). Its API key and secret live in data/devserver.json (0600),
   so the same secret is reused across runs. Its log is data/livekit-server.log. Its webhooks
@@ -15,7 +16,7 @@ SIGINT/SIGTERM/SIGHUP stop them by PID in reverse order and exit 0. If one exits
 others are stopped and the exit status is 1. The API secret is never printed.
 
 Settings: DASHBOARD_HOST (127.0.0.1), DASHBOARD_PORT (8501), LIVEKIT_DEV_PORT.
-Python standard library only, plus lib.livekit.devserver.
+Python standard library only, plus lib.config and lib.livekit.devserver.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -37,13 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lib.config import ConfigError, ServerConfig, load_settings  # noqa: E402
 from lib.livekit.devserver import DevServer, DevServerError, free_port  # noqa: E402
 
-LIVEKIT_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 DATA_DIR = ROOT / "data"
 DEVSERVER_JSON = DATA_DIR / "devserver.json"
 DEVSERVER_LOG = DATA_DIR / "livekit-server.log"
-SECRETS_TOML = ROOT / ".streamlit" / "secrets.toml"
 DEFAULT_LIVEKIT_DEV_PORT = 7880
 STOP_TIMEOUT = 10.0
 HEALTH_WAIT = 60.0
@@ -130,22 +129,11 @@ def stop_all(children: list[Child]) -> None:
 # LiveKit settings ---------------------------------------------------------------------------
 
 
-def configured_livekit() -> tuple[dict[str, str], dict[str, str]]:
-    """LIVEKIT_* values found in the environment or secrets.toml, and where each came from."""
-    from_toml: dict[str, object] = {}
-    if SECRETS_TOML.is_file():
-        try:
-            from_toml = tomllib.loads(SECRETS_TOML.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            warn(f"warning: cannot read {SECRETS_TOML.relative_to(ROOT)}: {exc}")
-    values: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for key in LIVEKIT_KEYS:
-        if os.environ.get(key):
-            values[key], sources[key] = os.environ[key], "environment"
-        elif isinstance(from_toml.get(key), str) and from_toml[key]:
-            values[key], sources[key] = str(from_toml[key]), ".streamlit/secrets.toml"
-    return values, sources
+def configured_livekit(env: dict[str, str] | None = None, secrets_path: Path | None = None) -> ServerConfig | None:
+    """The LiveKit server the dashboard's own settings name (the environment, or
+    .streamlit/secrets.toml's top-level keys or [livekit] table), read the way the app reads
+    them; None when none is configured. ConfigError when they are half set or malformed."""
+    return load_settings(env, secrets_path).default_server
 
 
 def _write_private_json(path: Path, data: dict[str, str]) -> None:
@@ -259,15 +247,15 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
         warn(f"error: {args.host}:{args.port} is in use; set DASHBOARD_PORT to another port")
         return 1
 
-    values, sources = configured_livekit()
-    if len(values) == len(LIVEKIT_KEYS):
-        origin = ", ".join(sorted(set(sources.values())))
-        say(f"==> using the LiveKit server at {values['LIVEKIT_URL']} (from {origin})")
-        livekit = values
+    try:
+        configured = configured_livekit()
+    except ConfigError as exc:
+        warn(f"error: {exc}")
+        return 1
+    if configured is not None:
+        say(f"==> using the LiveKit server at {configured.url} (from the settings)")
+        livekit = {"LIVEKIT_URL": configured.url, "LIVEKIT_API_KEY": configured.api_key, "LIVEKIT_API_SECRET": configured.api_secret}
     else:
-        if values:
-            missing = ", ".join(k for k in LIVEKIT_KEYS if k not in values)
-            warn(f"warning: {missing} not set; ignoring the others and using a local server")
         webhook = f"http://{url_host(args.host, for_client=True)}:{args.port}/webhooks/livekit"
         livekit = start_dev_server(webhook, children)
     if _stop_signal is not None:

@@ -35,6 +35,11 @@ class AppProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> AppProcess:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> AppProcess:
+        """Start the process without waiting for it (to start several at once)."""
         command = [
             sys.executable, "-m", "streamlit", "run", "app.py",
             "--server.address", "127.0.0.1",
@@ -48,6 +53,11 @@ class AppProcess:
                 command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> AppProcess:
+        """Wait until /healthz answers 200; raise with the log if the process ends or never does."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

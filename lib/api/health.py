@@ -8,15 +8,15 @@ from datetime import datetime, timezone
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .. import services
+from .state import services_of
 
 
 def _age(ts: datetime | None, now: datetime) -> float | None:
     return round((now - ts).total_seconds(), 3) if ts else None
 
 
-async def healthz(_request: Request) -> JSONResponse:
-    current = services.current()
+async def healthz(request: Request) -> JSONResponse:
+    current = services_of(request)
     if current is None:
         return JSONResponse({"status": "starting", "live": True, "ready": False, "servers": []}, status_code=503)
     health = await current.gateway.probe(timeout=2.0)

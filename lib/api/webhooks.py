@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .. import services
 from ..auth.routes import client_address
 from ..config import ServerConfig
+from .state import services_of
 from ..history.webhooks import WebhookMalformed, WebhookRejected, to_events, verify
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _error(message: str, status: int) -> JSONResponse:
 
 
 async def livekit_webhook(request: Request) -> JSONResponse:
-    svc = services.current()
+    svc = services_of(request)
     if svc is None:
         return _error("the dashboard is starting", 503)
     try:

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .. import services
+from .policy import ActionError, Actor
 from .roles import ROLES
-from .users import UserError, UserService
+from .users import UserService
 
 T = TypeVar("T")
+CLI = Actor.system("command line")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if getpass.getpass("Again: ") != password:
             print("error: the passwords differ", file=sys.stderr)
             return 1
-    user = _with_users(lambda users: users.create(args.username, password, args.role, actor="command line"))
+    user = _with_users(lambda users: users.create(CLI, args.username, password, args.role))
     if user is None:
         return 1
     print(f"created {user.role} '{user.username}'")
@@ -60,7 +62,7 @@ def _with_users(action: Callable[[UserService], T]) -> T | None:
         return None
     try:
         return action(svc.users)
-    except UserError as exc:
+    except ActionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
     finally:
@@ -69,7 +71,7 @@ def _with_users(action: Callable[[UserService], T]) -> T | None:
 
 def first_admin(username: str) -> int:
     password = secrets.token_urlsafe(12)
-    created = _with_users(lambda users: None if users.count() else users.create(username, password, "admin", actor="command line"))
+    created = _with_users(lambda users: None if users.count() else users.create(CLI, username, password, "admin"))
     if created is not None:
         print(f"first admin created: user '{username}', password '{password}' (shown once; change it on the Account page)")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,3 +86,16 @@ def to_csv(records: list[AuditRecord]) -> str:
         cells = [r.at.isoformat(), r.actor, r.action, r.target, r.result, r.detail, r.address]
         writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
     return out.getvalue()
+
+
+def day_range(picked: object, today: date) -> tuple[date | None, date | None]:
+    """The first and last day of a date picker's value, whatever state it is in: nothing picked
+    (no bound), one day, a range, or a range half picked (its first day up to today)."""
+    if isinstance(picked, date):
+        return picked, picked
+    days = [d for d in picked if isinstance(d, date)] if isinstance(picked, (tuple, list)) else []
+    if not days:
+        return None, None
+    if len(days) == 1:
+        return days[0], max(days[0], today)
+    return min(days[0], days[1]), max(days[0], days[1])

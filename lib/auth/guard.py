@@ -1,14 +1,20 @@
-"""The check every page script makes first: who is signed in, and may their role open this page
-or use this control. Pages are also left out of the navigation of roles that may not open them,
-but a URL typed by hand still runs the page script, so the script checks for itself."""
+"""The check every page script makes first: who is signed in, and may their role open this page.
+Pages are also left out of the navigation of roles that may not open them, but a URL typed by
+hand still runs the page script, so the script checks for itself. What a user may *do* is the
+services' business (lib/auth/policy.py): pages hand them the actor made here."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-from .. import services
-from .roles import may, may_open
+from .policy import Actor
+from .roles import may_open
 from .sessions import COOKIE_NAME, CurrentUser
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 # AppTest cannot send cookies; tests put the same signed cookie value here instead. It is not a
 # way around the check: the value is verified exactly like the cookie, and no widget uses this key.
@@ -26,13 +32,27 @@ def _cookie() -> str | None:
     return cookie or (fallback if isinstance(fallback, str) else None)
 
 
-def current_user(touch: bool = True) -> CurrentUser | None:
-    return services.get().logins.resolve(_cookie(), touch=touch)
+def current_user(svc: Services, touch: bool = True) -> CurrentUser | None:
+    return svc.logins.resolve(_cookie(), touch=touch)
 
 
-def require_page(page: str) -> CurrentUser:
+def client_address() -> str:
+    """Where this page's browser connects from, for the audit trail."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no browser context
+        return ""
+    return address if isinstance(address, str) else ""  # AppTest answers with a stand-in
+
+
+def actor(user: CurrentUser) -> Actor:
+    """The signed-in user as the actor of the services' methods."""
+    return Actor(user.username, user.role, client_address())
+
+
+def require_page(svc: Services, page: str) -> CurrentUser:
     """Stop the script unless someone is signed in whose role may open `page`."""
-    user = current_user()
+    user = current_user(svc)
     if user is None:
         st.warning("Your session has ended or you are not signed in.")
         st.link_button("Sign in", "/auth/login")
@@ -43,12 +63,8 @@ def require_page(page: str) -> CurrentUser:
     return user
 
 
-def allowed(user: CurrentUser, capability: str) -> bool:
-    return may(user.role, capability)
-
-
-def recheck() -> None:
+def recheck(svc: Services) -> None:
     """For auto-refreshing fragments: when the session ended meanwhile, rerun the whole page so
     its guard takes over. Auto-refresh is not activity, so this does not extend the session."""
-    if current_user(touch=False) is None:
+    if current_user(svc, touch=False) is None:
         st.rerun(scope="app")

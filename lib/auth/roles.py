@@ -27,12 +27,13 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "sessions": frozenset({"admin", "operator", "analyst"}),
 }
 
-# Actions beyond seeing a page.
+# Actions beyond seeing a page; the services check them (lib/auth/policy.py).
 CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "control": frozenset({"admin", "operator"}),  # create/end rooms, mute, remove, send data, dispatch
-    "manage_servers": frozenset({"admin"}),
-    "manage_users": frozenset({"admin"}),
+    "manage_servers": frozenset({"admin"}),  # add, update, remove and test servers
+    "manage_users": frozenset({"admin"}),  # create users, change roles, disable, reset passwords
     "read_audit": frozenset({"admin"}),
+    "own_account": frozenset(ROLES),  # change one's own password
 }
 
 

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import services
+from ..api.state import services_of
 from .roles import may
 from .sessions import COOKIE_NAME, CurrentUser
 
@@ -40,7 +40,7 @@ def safe_next(target: str | None) -> str:
 
 
 def current_user(request: Request) -> CurrentUser | None:
-    svc = services.current()
+    svc = services_of(request)
     return svc.logins.resolve(request.cookies.get(COOKIE_NAME)) if svc else None
 
 
@@ -80,7 +80,7 @@ def _login_form(next_path: str, username: str = "", message: str = "", status: i
 
 
 async def login_page(request: Request) -> Response:
-    svc = services.current()
+    svc = services_of(request)
     next_path = safe_next(request.query_params.get("next"))
     if svc is None:
         return _page('<p class="error">The dashboard is starting; reload in a moment.</p>', 503)
@@ -96,7 +96,7 @@ async def login_page(request: Request) -> Response:
 
 
 async def login_submit(request: Request) -> Response:
-    svc = services.current()
+    svc = services_of(request)
     if svc is None:
         return _page('<p class="error">The dashboard is starting; reload in a moment.</p>', 503)
     form = await request.form()
@@ -140,13 +140,9 @@ async def logout(request: Request) -> Response:
     csrf = str(form.get("csrf", ""))
     if not csrf or not secrets.compare_digest(csrf.encode(), request.cookies.get(CSRF_COOKIE, "").encode()):
         return RedirectResponse("/auth/logout", status_code=303)
-    svc = services.current()
-    cookie = request.cookies.get(COOKIE_NAME)
+    svc = services_of(request)
     if svc is not None:
-        user = svc.logins.resolve(cookie, touch=False)
-        svc.logins.revoke(cookie)
-        if user:
-            svc.audit.record(user.username, "logout", user.username, address=client_address(request))
+        svc.logins.sign_out(request.cookies.get(COOKIE_NAME), client_address(request))
     response = RedirectResponse("/auth/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/auth/")
@@ -191,7 +187,7 @@ class SignInRedirect:
             request = Request(scope)
             path = request.url.path
             wants_page = "text/html" in request.headers.get("accept", "")
-            if wants_page and not path.startswith(OPEN_PREFIXES) and services.current() is not None and current_user(request) is None:
+            if wants_page and not path.startswith(OPEN_PREFIXES) and services_of(request) is not None and current_user(request) is None:
                 target = path + (f"?{request.url.query}" if request.url.query else "")
                 response = RedirectResponse(f"/auth/login?next={quote(target, safe='')}", status_code=303)
                 await response(scope, receive, send)

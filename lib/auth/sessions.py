@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import LoginSession, User
+from .audit import AuditLog
 
 COOKIE_NAME = "lkdash_session"
 TOUCH_EVERY = timedelta(seconds=60)  # write last_seen at most this often
@@ -35,11 +36,14 @@ def _utc(ts: datetime) -> datetime:
 
 
 class SessionService:
-    def __init__(self, sessions: sessionmaker[Session], key: bytes, lifetime: timedelta, idle: timedelta) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], key: bytes, lifetime: timedelta, idle: timedelta, audit: AuditLog | None = None
+    ) -> None:
         self._sessions = sessions
         self._key = key
         self.lifetime = lifetime
         self.idle = idle
+        self._audit = audit
 
     def _mac(self, token: str) -> str:
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
@@ -84,6 +88,13 @@ class SessionService:
             if touch and now - _utc(login.last_seen_at) >= TOUCH_EVERY:
                 login.last_seen_at = now
             return CurrentUser(user.username, user.role, _utc(login.expires_at))
+
+    def sign_out(self, cookie: str | None, address: str) -> None:
+        """End the session behind `cookie` (if any) and audit it."""
+        user = self.resolve(cookie, touch=False)
+        self.revoke(cookie)
+        if user is not None and self._audit is not None:
+            self._audit.record(user.username, "logout", user.username, address=address)
 
     def revoke(self, cookie: str | None) -> None:
         token = self._token(cookie)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..models import LoginAttempt, LoginSession, User
 from . import passwords
 from .audit import AuditLog
+from .policy import Actor, Invalid, Policy
 from .roles import ROLES
 
 LOCKOUT_FAILURES = 5
@@ -24,7 +25,11 @@ SIGN_IN_FAILED = "Wrong user name or password."
 LOCKED_OUT = "Too many failed sign-ins. Wait 15 minutes and try again."
 
 
-class UserError(ValueError):
+MANAGE = "manage_users"
+OWN_ACCOUNT = "own_account"
+
+
+class UserError(Invalid):
     """A user change breaks a rule; the message says which."""
 
 
@@ -66,12 +71,20 @@ def validate_role(role: str) -> str:
     return role
 
 
+def _hash(password: str) -> str:
+    try:
+        return passwords.hash_password(password)
+    except passwords.PasswordError as exc:
+        raise UserError(str(exc)) from None
+
+
 class UserService:
     def __init__(self, sessions: sessionmaker[Session], audit: AuditLog) -> None:
         self._sessions = sessions
         self._audit = audit
+        self._policy = Policy(audit)
 
-    # ----- administration ------------------------------------------------------------------
+    # ----- administration (capability manage_users; each action audited by the policy) ------
 
     def list(self) -> list[UserInfo]:
         with self._sessions() as session:
@@ -86,32 +99,27 @@ class UserService:
         with self._sessions() as session:
             return session.scalar(select(func.count(User.id))) or 0
 
-    def create(self, username: str, password: str, role: str, *, actor: str = "system") -> UserInfo:
-        username, role = validate_username(username), validate_role(role)
-        try:
-            hashed = passwords.hash_password(password)
-        except passwords.PasswordError as exc:
-            raise UserError(str(exc)) from None
-        try:
-            with self._sessions.begin() as session:
-                user = User(username=username, password_hash=hashed, role=role)
-                session.add(user)
-                session.flush()
-                info = _info(user)
-        except IntegrityError:
-            raise UserError(f"A user named '{username}' already exists.") from None
-        self._audit.record(actor, "user.create", username, detail=f"role {role}")
-        return info
+    def create(self, actor: Actor, username: str, password: str, role: str) -> UserInfo:
+        with self._policy.act(actor, MANAGE, "user.create", username.strip()[:64], f"role {role}"):
+            username, role = validate_username(username), validate_role(role)
+            hashed = _hash(password)
+            try:
+                with self._sessions.begin() as session:
+                    user = User(username=username, password_hash=hashed, role=role)
+                    session.add(user)
+                    session.flush()
+                    return _info(user)
+            except IntegrityError:
+                raise UserError(f"A user named '{username}' already exists.") from None
 
-    def _change(self, username: str, actor: str, action: str, detail: str, change) -> UserInfo:  # type: ignore[no-untyped-def]
-        with self._sessions.begin() as session:
-            user = session.scalars(select(User).where(User.username == username)).one_or_none()
-            if user is None:
-                raise UserError(f"No user named '{username}'.")
-            change(session, user)
-            info = _info(user)
-        self._audit.record(actor, action, username, detail=detail)
-        return info
+    def _change(self, actor: Actor, username: str, action: str, detail: str, change, capability: str = MANAGE) -> UserInfo:  # type: ignore[no-untyped-def]
+        with self._policy.act(actor, capability, action, username, detail):
+            with self._sessions.begin() as session:
+                user = session.scalars(select(User).where(User.username == username)).one_or_none()
+                if user is None:
+                    raise UserError(f"No user named '{username}'.")
+                change(session, user)
+                return _info(user)
 
     def _guard_last_admin(self, session: Session, user: User, losing: str) -> None:
         if user.role != "admin" or user.disabled:
@@ -120,39 +128,51 @@ class UserService:
         if admins <= 1:
             raise UserError(f"'{user.username}' is the last active admin and cannot {losing}.")
 
-    def set_role(self, username: str, role: str, *, actor: str) -> UserInfo:
-        role = validate_role(role)
+    @staticmethod
+    def _sign_out_everywhere(session: Session, user: User) -> None:
+        for s in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id)).all():
+            session.delete(s)
 
+    def set_role(self, actor: Actor, username: str, role: str) -> UserInfo:
         def change(session: Session, user: User) -> None:
-            if role != "admin":
+            new_role = validate_role(role)
+            if new_role != "admin":
                 self._guard_last_admin(session, user, "lose the admin role")
-            user.role = role
+            user.role = new_role
 
-        return self._change(username, actor, "user.role", f"role {role}", change)
+        return self._change(actor, username, "user.role", f"role {role}", change)
 
-    def set_disabled(self, username: str, disabled: bool, *, actor: str) -> UserInfo:
+    def set_disabled(self, actor: Actor, username: str, disabled: bool) -> UserInfo:
+        """Disable (signing the user out everywhere at once) or enable a user."""
+
         def change(session: Session, user: User) -> None:
             if disabled:
                 self._guard_last_admin(session, user, "be disabled")
-                # A disabled user is signed out everywhere at once.
-                for s in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id)).all():
-                    session.delete(s)
+                self._sign_out_everywhere(session, user)
             user.disabled = disabled
 
-        return self._change(username, actor, "user.disable" if disabled else "user.enable", "", change)
+        return self._change(actor, username, "user.disable" if disabled else "user.enable", "", change)
 
-    def reset_password(self, username: str, password: str, *, actor: str) -> UserInfo:
-        try:
-            hashed = passwords.hash_password(password)
-        except passwords.PasswordError as exc:
-            raise UserError(str(exc)) from None
+    def reset_password(self, actor: Actor, username: str, password: str) -> UserInfo:
+        """Set a new password for a user; their sessions are signed out."""
 
         def change(session: Session, user: User) -> None:
-            user.password_hash = hashed
-            for s in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id)).all():
-                session.delete(s)
+            user.password_hash = _hash(password)
+            self._sign_out_everywhere(session, user)
 
-        return self._change(username, actor, "user.password", "", change)
+        return self._change(actor, username, "user.password", "", change)
+
+    def change_own_password(self, actor: Actor, current: str, new: str) -> UserInfo:
+        """The actor's own password, after checking the current one; every session of theirs,
+        this one included, is signed out."""
+
+        def change(session: Session, user: User) -> None:
+            if not passwords.verify(current, user.password_hash):
+                raise UserError("The current password is wrong.")
+            user.password_hash = _hash(new)
+            self._sign_out_everywhere(session, user)
+
+        return self._change(actor, actor.name, "account.password", "", change, capability=OWN_ACCOUNT)
 
     def check_password(self, username: str, password: str) -> bool:
         with self._sessions() as session:
@@ -160,10 +180,23 @@ class UserService:
             return passwords.verify(password, user.password_hash if user else None)
 
     def ensure_first_admin(self, username: str, password: str | None) -> UserInfo | None:
-        """Create the first admin from DASHBOARD_ADMIN_PASSWORD when there is no user at all."""
+        """Create the first admin from DASHBOARD_ADMIN_PASSWORD when there is no user at all.
+        Two processes starting together may both try: the second finds the name taken and
+        leaves it (no error, no audit row)."""
         if not password or self.count() > 0:
             return None
-        return self.create(username, password, "admin", actor="system")
+        username = validate_username(username)
+        try:
+            with self._sessions.begin() as session:
+                user = User(username=username, password_hash=_hash(password), role="admin")
+                session.add(user)
+                session.flush()
+                info = _info(user)
+        except IntegrityError:
+            return None
+        system = Actor.system()
+        self._audit.record(system.name, "user.create", username, "ok", "role admin (first admin)", system.address)
+        return info
 
     # ----- sign-in -------------------------------------------------------------------------
 

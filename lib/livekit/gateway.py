@@ -76,12 +76,24 @@ class ServerHealth:
 @dataclass(frozen=True)
 class LiveView:
     """What a page shows for one server: the newest snapshot (possibly an error one), whether a
-    fresher one is still being fetched, and the server's health."""
+    fresher one is still being fetched, the server's health, and the newest snapshot that
+    succeeded, however old (None if the server never answered)."""
 
     server: str
     snapshot: ServerSnapshot | None
     refreshing: bool
     health: ServerHealth
+    last_good: ServerSnapshot | None = None
+
+    @property
+    def current(self) -> ServerSnapshot | None:
+        """The newest snapshot when it succeeded; None while the server fails or never answered."""
+        return self.snapshot if self.snapshot is not None and self.snapshot.ok else None
+
+    @property
+    def stale(self) -> bool:
+        """The newest attempt failed, but an older snapshot succeeded."""
+        return self.current is None and self.last_good is not None
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,7 @@ class _Server:
     reader: _SnapshotReader
     health: ServerHealth
     latest: ServerSnapshot | None = None
+    last_good: ServerSnapshot | None = None
     stale: bool = False
     inflight: asyncio.Task[ServerSnapshot] | None = None
     sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
@@ -354,8 +367,14 @@ class LiveKitGateway:
         ListDispatch for every non-empty room, concurrently within the concurrency bound."""
         srv = self._server(server)
         snapshot = await self._take_snapshot(srv)
-        srv.latest, srv.stale = snapshot, False
+        self._keep(srv, snapshot)
         return snapshot
+
+    @staticmethod
+    def _keep(srv: _Server, snapshot: ServerSnapshot) -> None:
+        srv.latest, srv.stale = snapshot, False
+        if snapshot.ok:
+            srv.last_good = snapshot
 
     def snapshot(self, server: str, timeout: float | None = None) -> ServerSnapshot:
         return self._loop.run(self.asnapshot(server), timeout or self._timeout * 4)
@@ -382,13 +401,14 @@ class LiveKitGateway:
                 srv.latest,
                 refreshing=srv.inflight is not None and not srv.inflight.done(),
                 health=srv.health,
+                last_good=srv.last_good,
             )
             for name, srv in self._servers.items()
         ]
 
     async def _refresh(self, srv: _Server) -> ServerSnapshot:
         snapshot = await self._take_snapshot(srv)
-        srv.latest, srv.stale = snapshot, False
+        self._keep(srv, snapshot)
         return snapshot
 
     def live(self, max_age: float = 1.0, wait: float = 3.0) -> list[LiveView]:
@@ -398,7 +418,7 @@ class LiveKitGateway:
             return self._loop.run(self._alive(max_age, wait), wait + 5)
         except TimeoutError:
             # The loop itself is overloaded: show what is cached rather than fail the page.
-            return [LiveView(n, s.latest, True, s.health) for n, s in list(self._servers.items())]
+            return [LiveView(n, s.latest, True, s.health, s.last_good) for n, s in list(self._servers.items())]
 
     # ----- connection test -----------------------------------------------------------------
 

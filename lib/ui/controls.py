@@ -1,5 +1,5 @@
-"""The operator controls of the live pages: forms that call one gateway method each and report
-the server's answer. Destructive ones ask for confirmation first."""
+"""The operator controls of the live pages: forms that collect input, call one LiveControl method
+each and report its answer. Destructive ones ask for confirmation first."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import json
 
 import streamlit as st
 
-from ..livekit.gateway import LiveKitGateway, PermissionUpdate
+from ..auth.policy import Actor, Invalid
+from ..control import LiveControl, parse_attributes
+from ..livekit.gateway import PermissionUpdate
 from ..livekit.records import SOURCE_BY_NAME, Participant, RoomSnapshot
 from . import live
 
+EVERYONE, CHOSEN = "Everyone in the room", "Chosen participants"
 
-def create_room_form(gw: LiveKitGateway) -> None:
-    servers = gw.server_names()
+
+def create_room_form(control: LiveControl, actor: Actor, servers: list[str]) -> None:
     if not servers:
-        st.caption("Add a server on the Settings page first.")
+        st.caption("Add a server on the Servers page first.")
         return
     with st.form("create_room"):
         server = st.selectbox("Server", servers)
@@ -26,14 +29,10 @@ def create_room_form(gw: LiveKitGateway) -> None:
         max_participants = c3.number_input("Max participants", 0, 100_000, 0, help="0 means no limit.")
         metadata = st.text_area("Metadata", max_chars=64_000)
         if st.form_submit_button("Create room", type="primary"):
-            if not name.strip():
-                st.error("A room needs a name.")
-                return
             live.act(
                 f"Create room '{name}' on {server}",
-                event="room.create",
-                target=f"{server}/{name}",
-                action=lambda: gw.create_room(
+                lambda: control.create_room(
+                    actor,
                     server,
                     name,
                     empty_timeout=int(empty_timeout),
@@ -44,16 +43,16 @@ def create_room_form(gw: LiveKitGateway) -> None:
             )
 
 
-def room_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
+def room_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
     server, name = room.room.server, room.room.name
     with st.form(f"room_metadata_{server}_{name}"):
         metadata = st.text_area("Room metadata", value=room.room.metadata, max_chars=64_000)
         if st.form_submit_button("Update metadata"):
-            live.act("Update room metadata", lambda: gw.update_room_metadata(server, name, metadata), event="room.metadata", target=f"{server}/{name}")
+            live.act("Update room metadata", lambda: control.update_room_metadata(actor, server, name, metadata))
     st.divider()
     st.caption("Ending a room disconnects everyone in it and deletes it on the server.")
     if live.confirm("End room", f"end_{server}_{name}", f"End room '{name}' on {server} and disconnect its {len(room.participants)} participant(s)?"):
-        live.act(f"End room '{name}'", lambda: gw.delete_room(server, name), event="room.delete", target=f"{server}/{name}")
+        live.act(f"End room '{name}'", lambda: control.end_room(actor, server, name))
 
 
 def _participant_label(p: Participant) -> str:
@@ -61,7 +60,7 @@ def _participant_label(p: Participant) -> str:
     return label if len(label) <= 80 else label[:79] + "…"
 
 
-def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
+def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
     server, room_name = room.room.server, room.room.name
     if not room.participants:
         st.caption("Nobody is in this room.")
@@ -83,9 +82,7 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             if c2.button("Unmute" if t.muted else "Mute", key=f"mute_{key}_{t.sid}"):
                 live.act(
                     f"{'Unmute' if t.muted else 'Mute'} {t.source} track of {identity}",
-                    lambda t=t: gw.mute_track(server, room_name, identity, t.sid, not t.muted),
-                    event="track.unmute" if t.muted else "track.mute",
-                    target=f"{server}/{room_name}/{identity}/{t.sid}",
+                    lambda t=t: control.mute_track(actor, server, room_name, identity, t.sid, not t.muted),
                 )
         st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
     with perms_tab:
@@ -99,12 +96,7 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             hidden = st.checkbox("Hidden from other participants", perm.hidden)
             if st.form_submit_button("Update permissions"):
                 update = PermissionUpdate(can_subscribe, can_publish, can_publish_data, tuple(sources), can_update_metadata, hidden)
-                live.act(
-                    f"Update permissions of {identity}",
-                    lambda: gw.update_participant(server, room_name, identity, permission=update),
-                    event="participant.permissions",
-                    target=f"{server}/{room_name}/{identity}",
-                )
+                live.act(f"Update permissions of {identity}", lambda: control.update_permissions(actor, server, room_name, identity, update))
     with info_tab:
         with st.form(f"info_{key}"):
             name = st.text_input("Name", value=p.name, max_chars=1024)
@@ -115,61 +107,58 @@ def participant_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
             )
             if st.form_submit_button("Update participant"):
                 try:
-                    attributes = json.loads(attributes_text or "{}")
-                    if not isinstance(attributes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
-                        raise ValueError
-                except ValueError:
-                    st.error('Attributes must be a JSON object of strings, like {"role": "speaker"}.')
+                    attributes = parse_attributes(attributes_text)
+                except Invalid as exc:
+                    st.error(str(exc))
                     return
                 # Attributes the operator deleted from the text are removed on the server.
                 removed = {k: "" for k in p.attributes if k not in attributes}
                 live.act(
                     f"Update {identity}",
-                    lambda: gw.update_participant(server, room_name, identity, name=name, metadata=metadata, attributes={**attributes, **removed}),
-                    event="participant.update",
-                    target=f"{server}/{room_name}/{identity}",
+                    lambda: control.update_participant(actor, server, room_name, identity, name=name, metadata=metadata, attributes={**attributes, **removed}),
                 )
     with remove_tab:
         st.caption("Removing disconnects the participant; they can rejoin if their token is still valid.")
         if live.confirm("Remove participant", f"remove_{key}", f"Remove {identity} from '{room_name}'?"):
-            live.act(f"Remove {identity}", lambda: gw.remove_participant(server, room_name, identity), event="participant.remove", target=f"{server}/{room_name}/{identity}")
+            live.act(f"Remove {identity}", lambda: control.remove_participant(actor, server, room_name, identity))
 
 
-def data_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
+def data_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
     server, room_name = room.room.server, room.room.name
+    picked_key = f"data_to_{server}_{room_name}"
+    # The picker is keyed and offers everyone present plus whoever was already picked: people
+    # join and leave between reruns, and a picker whose choices change must never drop a pick
+    # (an empty pick once meant "everyone").
+    present = sorted(p.identity for p in room.participants)
+    offered = sorted({*present, *st.session_state.get(picked_key, [])})
     with st.form(f"data_{server}_{room_name}"):
         topic = st.text_input("Topic", max_chars=256)
         payload = st.text_area("Message (sent as UTF-8)", max_chars=15_000)
-        identities = [p.identity for p in room.participants]
-        to = st.multiselect("To (none selected: everyone in the room)", identities)
+        audience = st.radio("Send to", (EVERYONE, CHOSEN), horizontal=True, key=f"data_audience_{server}_{room_name}")
+        to = st.multiselect("Participants (for 'Chosen participants')", offered, key=picked_key)
         reliable = st.checkbox("Reliable delivery", True)
         if st.form_submit_button("Send data"):
-            if not payload:
-                st.error("The message is empty.")
+            if audience == CHOSEN and not to:
+                st.error("Pick at least one participant, or send to everyone in the room.")
                 return
-            who = ", ".join(to) if to else "everyone"
+            recipients = to if audience == CHOSEN else []
+            who = ", ".join(recipients) if recipients else "everyone"
             live.act(
                 f"Send data to {who}",
-                lambda: gw.send_data(server, room_name, payload.encode(), topic=topic, destination_identities=to, reliable=reliable),
-                event="data.send",
-                # Who it went to, never the message itself.
-                target=f"{server}/{room_name} to {who} (topic {topic or '-'}, {len(payload.encode())} bytes)",
+                lambda: control.send_data(actor, server, room_name, payload.encode(), topic=topic, to=recipients, reliable=reliable),
             )
 
 
-def dispatch_controls(gw: LiveKitGateway, room: RoomSnapshot) -> None:
+def dispatch_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
     server, room_name = room.room.server, room.room.name
     with st.form(f"dispatch_{server}_{room_name}"):
         agent_name = st.text_input("Agent name", help="The agent_name a worker registered with.", max_chars=256)
         metadata = st.text_area("Job metadata", max_chars=64_000)
         if st.form_submit_button("Dispatch agent"):
-            if not agent_name.strip():
-                st.error("Name the agent to dispatch.")
-                return
-            live.act(f"Dispatch agent '{agent_name}'", lambda: gw.create_dispatch(server, room_name, agent_name, metadata), event="dispatch.create", target=f"{server}/{room_name}/{agent_name}")
+            live.act(f"Dispatch agent '{agent_name}'", lambda: control.create_dispatch(actor, server, room_name, agent_name, metadata))
     if room.dispatches:
         ids = [d.id for d in room.dispatches]
         by_id = {d.id: d for d in room.dispatches}
         chosen = st.selectbox("Dispatch", ids, format_func=lambda i: f"{i} · {by_id[i].agent_name or '(automatic)'}", key=f"dsel_{server}_{room_name}")
         if live.confirm("Delete dispatch", f"deldisp_{server}_{room_name}_{chosen}", f"Delete dispatch {chosen}? Its running agent job is ended."):
-            live.act(f"Delete dispatch {chosen}", lambda: gw.delete_dispatch(server, room_name, chosen), event="dispatch.delete", target=f"{server}/{room_name}/{chosen}")
+            live.act(f"Delete dispatch {chosen}", lambda: control.delete_dispatch(actor, server, room_name, chosen))

@@ -7,14 +7,14 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
-from .. import services
 from ..history import queries
 from ..history.store import HistoryStore
+from ..services import Services
 
 CUSTOM = "custom"
 
 
-def store_or_stop(svc: services.Services) -> HistoryStore:
+def store_or_stop(svc: Services) -> HistoryStore:
     """The history store; without one (a process that is not the dashboard's server) the page
     says so and stops."""
     if svc.history is None:

@@ -1,5 +1,6 @@
-"""Shared pieces of the live pages: the refresh control, server status banners, action results
-and confirmation of destructive actions."""
+"""Shared pieces of the live pages: the refresh control, server status banners, the result of an
+action, and confirmation of destructive actions. Actions themselves are service calls; this
+module only reports how they went."""
 
 from __future__ import annotations
 
@@ -9,49 +10,67 @@ from typing import TypeVar
 
 import streamlit as st
 
-from .. import services
-from ..auth import guard
+from ..auth.policy import ActionError
 from ..livekit.errors import GatewayError
 from ..livekit.gateway import LiveView
+from ..livekit.records import ServerSnapshot
+from ..services import Services
 from .format import clock, md, since
 
 T = TypeVar("T")
 
 REFRESH_CHOICES = (0, 2, 5, 10, 30, 60)  # seconds; 0 pauses
 _FLASH = "_dashboard_flash"
+# Streamlit drops a widget's state on every page that does not draw that widget, so the chosen
+# refresh lives under a key no widget owns and seeds the sidebar's picker on every live page.
+_REFRESH_CHOICE = "_refresh_seconds"
+_REFRESH_WIDGET = "refresh_picker"
+
+
+def _keep_refresh_choice() -> None:
+    st.session_state[_REFRESH_CHOICE] = st.session_state[_REFRESH_WIDGET]
 
 
 def refresh_interval(default: int) -> timedelta | None:
     """The sidebar's auto-refresh choice, shared by every live page of the session."""
     choices = REFRESH_CHOICES if default in REFRESH_CHOICES else tuple(sorted({*REFRESH_CHOICES, default}))
-    if "refresh_seconds" not in st.session_state:
-        st.session_state["refresh_seconds"] = default
+    chosen = st.session_state.get(_REFRESH_CHOICE, default)
+    st.session_state[_REFRESH_WIDGET] = chosen if chosen in choices else default
     seconds = st.sidebar.selectbox(
         "Auto-refresh",
         choices,
-        key="refresh_seconds",
+        key=_REFRESH_WIDGET,
+        on_change=_keep_refresh_choice,
         format_func=lambda s: "Paused" if s == 0 else f"every {s} s",
         help="How often the live pages ask the LiveKit servers again.",
     )
     return timedelta(seconds=seconds) if seconds else None
 
 
-def views(svc: services.Services, max_age: float = 1.0) -> list[LiveView]:
+def views(svc: Services, max_age: float = 1.0) -> list[LiveView]:
     """Every server's live view for a page: snapshots younger than `max_age` seconds are shared
     between sessions, and a page waits at most 3 s (or the request timeout) for fresh ones."""
     return svc.gateway.live(max_age=max_age, wait=min(svc.settings.request_timeout, 3.0))
 
 
+def fresh(views: list[LiveView]) -> list[ServerSnapshot]:
+    """The snapshots of the servers that answered this time: what live counts are made of."""
+    return [v.current for v in views if v.current is not None]
+
+
 def refreshed_caption(views: list[LiveView]) -> None:
-    taken = [v.snapshot.taken_at for v in views if v.snapshot is not None]
+    """When the data shown was fetched: the newest successful snapshot, never a failed attempt."""
+    taken = [s.taken_at for s in fresh(views)]
     if taken:
         st.caption(f"Last refresh: {clock(max(taken))}")
+    elif views:
+        st.caption("No server answered this refresh; nothing shown is live.")
 
 
 def server_banners(views: list[LiveView]) -> None:
     """One banner per server that cannot be shown live: never a traceback."""
     if not views:
-        st.info("No LiveKit server is configured. Set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, or add one on the Settings page.")
+        st.info("No LiveKit server is configured. Set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, or add one on the Servers page.")
     for view in views:
         snap, health = view.snapshot, view.health
         if snap is None:
@@ -60,7 +79,12 @@ def server_banners(views: list[LiveView]) -> None:
             error = snap.error
             when = health.failing_since
             since_text = f" since {clock(when)} ({since(when)} ago)" if when else ""
-            st.error(f"**{md(view.server)}** is {error.category.value}{since_text}: {md(error.hint)}. Retrying automatically.")
+            known = (
+                f" Its rooms are not shown; the last good data is from {clock(view.last_good.taken_at)}."
+                if view.last_good is not None
+                else " It has not answered since the dashboard started."
+            )
+            st.error(f"**{md(view.server)}** is {error.category.value}{since_text}: {md(error.hint)}. Retrying automatically.{known}")
         elif view.refreshing:
             st.caption(f"{md(view.server)}: still answering; showing data from {clock(snap.taken_at)}.")
 
@@ -78,28 +102,22 @@ def show_flash() -> None:
         (st.success if ok else st.error)(md(message))
 
 
-def _audit(event: str, target: str, result: str, detail: str = "") -> None:
-    user = guard.current_user(touch=False)
-    try:
-        address = st.context.ip_address
-    except Exception:  # noqa: BLE001 - no browser context
-        address = ""
-    address = address if isinstance(address, str) else ""  # AppTest answers with a stand-in
-    services.get().audit.record(user.username if user else "(no session)", event, target, result, detail, address)
+def failure(exc: Exception) -> str:
+    """What to tell the person about an action that was not done."""
+    if isinstance(exc, GatewayError):
+        return f"{exc.category.value}: {exc.detail}"
+    return str(exc)
 
 
-def act(what: str, action: Callable[[], T], *, event: str, target: str) -> T | None:
-    """Run one control, record it in the audit trail, report success or the server's error,
-    and rerun to show the new state. `event` names the action (e.g. "room.delete"), `target`
-    what it acted on (server/room/identity)."""
+def act(what: str, action: Callable[[], T]) -> T | None:
+    """Run one service call for a control, report its success or why it was not done, and rerun
+    to show the new state. The service checks the role and writes the audit row."""
     try:
         result = action()
-    except GatewayError as exc:
-        _audit(event, target, "failed", f"{exc.category.value}: {exc.detail}")
-        flash(f"{what} failed: {exc.category.value}: {exc.detail}", ok=False)
+    except (ActionError, GatewayError) as exc:
+        flash(f"{what} failed: {failure(exc)}", ok=False)
         st.rerun()
         return None
-    _audit(event, target, "ok")
     flash(f"{what}: done.")
     st.rerun()
     return result

@@ -44,11 +44,12 @@ def test_admin_creates_a_user_who_signs_in_with_only_their_pages(page: Page, bro
         ann = context.new_page()
         sign_in(ann, "analyst-ann", "ann-password-123")
         expect(ann.locator("[data-testid='stMain'] h1").first).to_have_text("Overview")
-        nav = ann.get_by_test_id("stSidebarNav")
-        expect(nav.get_by_text("Overview")).to_be_visible()
-        expect(nav.get_by_text("Rooms")).to_have_count(0)
-        # A page the role may not open, typed by hand, is refused.
+        nav = ann.get_by_test_id("stSidebar")
+        expect(nav.get_by_role("link", name="Overview")).to_be_visible()
+        expect(nav.get_by_role("link", name="Rooms")).to_have_count(0)
+        # A page the role may not open, typed by hand, is refused, by the page itself.
         ann.goto("/users")
+        expect(ann.locator("[data-testid='stMain']")).to_contain_text("The analyst role may not open this page.")
         expect(ann.locator("[data-testid='stMain']")).not_to_contain_text("Create a user")
     finally:
         context.close()

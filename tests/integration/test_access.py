@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -17,12 +18,14 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
 from lib import services
+from lib.api.state import ProvideServices
 from lib.auth.guard import TOKEN_STATE_KEY
 from lib.auth.roles import CAPABILITY_ROLES, PAGE_ROLES, ROLES, may_open
 from lib.auth.routes import requires
 from lib.auth.sessions import COOKIE_NAME
 from lib.config import REPO_ROOT, load_settings
 from lib.livekit.devserver import DevServer
+from lib.auth.policy import Actor
 from tests.app_process import AppProcess
 from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_sign_in
 
@@ -67,7 +70,7 @@ def cookies(app: AppProcess) -> Iterator[dict[str, str | None]]:
     svc = services.start(load_settings(app.env, NO_SECRETS_FILE))
     by_session: dict[str, str | None] = {NOBODY: None}
     for role in ROLES:
-        user = svc.users.create(f"{role}-user", PASSWORD, role)
+        user = svc.users.create(Actor.system("test"), f"{role}-user", PASSWORD, role)
         by_session[role] = svc.logins.create(user.id)[0]
     try:
         yield by_session
@@ -137,18 +140,38 @@ def offered_pages(at: AppTest) -> set[str]:
     return offered
 
 
+def linked_pages(at: AppTest) -> set[str]:
+    """The pages the sidebar links to."""
+    by_title = {title: page for page, title in TITLES.items()}
+    return {by_title[link.value] for link in at.sidebar.page_link}
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_navigation_offers_a_role_exactly_its_pages_and_each_renders(cookies: dict[str, str | None], role: str) -> None:
+def test_navigation_links_a_role_exactly_its_pages_and_each_renders(cookies: dict[str, str | None], role: str) -> None:
     at = run_page("navigation", cookies[role])
 
     assert [t.value for t in at.title] == [DEFAULT_TITLE[role]]
     assert f"Signed in as {role}-user ({role})" in [c.value for c in at.sidebar.caption]
-    assert offered_pages(at) == {p for p in PAGE_IDS if may_open(role, p)} == EXPECTED_PAGES[role]
+    assert linked_pages(at) == {p for p in PAGE_IDS if may_open(role, p)} == EXPECTED_PAGES[role]
     for page in sorted(EXPECTED_PAGES[role]):
         at.switch_page(f"{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert [t.value for t in at.title] == [TITLES[page]], page
         assert not [e.value for e in at.error if "may not open" in e.value], page
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_has_its_url_and_one_the_role_may_not_open_says_so(cookies: dict[str, str | None], role: str) -> None:
+    # Registered for everyone signed in: a typed /users is the page's own refusal, never
+    # Streamlit's "Page not found", and a role's start page has a URL of its own too.
+    at = run_page("navigation", cookies[role])
+
+    assert offered_pages(at) == set(PAGE_IDS)
+    for page in sorted(set(PAGE_IDS) - EXPECTED_PAGES[role]):
+        at.switch_page(f"{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert [e.value for e in at.error] == [f"The {role} role may not open this page."], page
+        assert not at.title and not at.dataframe
 
 
 def test_navigation_without_a_session_offers_only_the_sign_in_page(cookies: dict[str, str | None]) -> None:
@@ -205,7 +228,11 @@ async def end_everything(request: Request) -> Response:
     return PlainTextResponse(f"done by {request.state.user.username}")
 
 
-CONTROL_APP = Starlette(routes=[Route("/control", end_everything, methods=["POST"])])
+# Routes find the services where the app's middleware puts them, as app.py does.
+CONTROL_APP = Starlette(
+    routes=[Route("/control", end_everything, methods=["POST"])],
+    middleware=[Middleware(ProvideServices, services=services.current)],
+)
 
 
 @pytest.mark.parametrize(

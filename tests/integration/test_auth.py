@@ -34,6 +34,7 @@ from lib.auth.users import LOCKED_OUT, LOCKOUT_FAILURES, SIGN_IN_FAILED, UserErr
 from lib.config import REPO_ROOT, load_settings
 from lib.models import LoginSession, User
 from lib.services import Services
+from lib.auth.policy import Actor
 from tests.app_process import AppProcess, base_env
 
 PAGES = REPO_ROOT / "pages"
@@ -122,7 +123,7 @@ def svc(app: AppProcess) -> Iterator[Services]:
     services.stop()
     built = services.start(load_settings(app.env, NO_SECRETS_FILE))
     for username, role in USERS.items():
-        built.users.create(username, PASSWORD, role)
+        built.users.create(Actor.system("test"), username, PASSWORD, role)
     try:
         yield built
     finally:
@@ -372,7 +373,7 @@ def test_disabling_a_user_ends_their_sessions_and_sign_in_fails_as_usual(app: Ap
     other_cookie = svc.logins.create(user_id(svc, "ended-user"))[0]
     assert page_request(app, "/rooms", browser_cookie).status_code == 200
 
-    svc.users.set_disabled("ended-user", True, actor="admin")
+    svc.users.set_disabled(Actor.system("admin"), "ended-user", True)
 
     with svc.sessions() as session:
         left = session.scalar(select(func.count()).select_from(LoginSession).where(LoginSession.user_id == user_id(svc, "ended-user")))
@@ -388,20 +389,20 @@ def test_disabling_a_user_ends_their_sessions_and_sign_in_fails_as_usual(app: Ap
 
 def test_the_last_admin_can_be_neither_disabled_nor_demoted(svc: Services) -> None:
     with pytest.raises(UserError, match="last active admin"):
-        svc.users.set_disabled("admin", True, actor="admin")
+        svc.users.set_disabled(Actor.system("admin"), "admin", True)
     with pytest.raises(UserError, match="last active admin"):
-        svc.users.set_role("admin", "operator", actor="admin")
+        svc.users.set_role(Actor.system("admin"), "admin", "operator")
 
     admin = svc.users.get("admin")
     assert admin is not None and admin.role == "admin" and not admin.disabled
 
 
 def test_an_admin_with_another_active_admin_beside_them_can_be_disabled(svc: Services) -> None:
-    svc.users.create("second-admin", PASSWORD, "admin")
+    svc.users.create(Actor.system("test"), "second-admin", PASSWORD, "admin")
 
-    assert svc.users.set_disabled("second-admin", True, actor="admin").disabled
+    assert svc.users.set_disabled(Actor.system("admin"), "second-admin", True).disabled
     with pytest.raises(UserError, match="last active admin"):
-        svc.users.set_role("admin", "host", actor="admin")
+        svc.users.set_role(Actor.system("admin"), "admin", "host")
 
 
 @pytest.mark.parametrize(
@@ -411,14 +412,14 @@ def test_an_admin_with_another_active_admin_beside_them_can_be_disabled(svc: Ser
 )
 def test_a_password_breaking_the_rules_is_refused_with_a_clear_message(svc: Services, password: str, message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)):
-        svc.users.create("rule-breaker", password, "analyst")
+        svc.users.create(Actor.system("test"), "rule-breaker", password, "analyst")
     assert svc.users.get("rule-breaker") is None
 
 
 def test_a_72_byte_password_is_accepted_and_signs_in(app: AppProcess, svc: Services) -> None:
     password = "é" * 36
     assert len(password.encode()) == 72
-    svc.users.create("long-password", password, "analyst")
+    svc.users.create(Actor.system("test"), "long-password", password, "analyst")
 
     assert sign_in_from(app, fresh_address(), "long-password", password).status_code == 303
 
@@ -436,7 +437,7 @@ def test_every_stored_password_is_a_bcrypt_hash_of_cost_12(svc: Services) -> Non
 
 def test_the_admin_password_setting_creates_the_first_admin_on_the_first_start_only(app: AppProcess, svc: Services) -> None:
     [created] = [r for r in svc.audit.query(action="user.create") if r.target == "admin"]
-    assert created.actor == "system" and created.detail == "role admin"
+    assert created.actor == "system" and created.detail == "role admin (first admin)"
 
     again = services.build(
         load_settings({**app.env, "DASHBOARD_ADMIN_USERNAME": "another-admin", "DASHBOARD_ADMIN_PASSWORD": "another-admin-password"}, NO_SECRETS_FILE)

@@ -30,6 +30,7 @@ from lib.history.events import (
 from lib.history.store import GapEnd, GapStart, HistoryStore, RoomSample, ServerSample
 from lib.livekit.devserver import REPO_ROOT
 from lib.services import Services
+from lib.auth.policy import Actor
 
 PAGE = REPO_ROOT / "pages" / "history.py"
 PASSWORD = "history-page-password"
@@ -122,7 +123,7 @@ def dashboard(store: HistoryStore, tmp_path: Path) -> Iterator[Services]:
 
 
 def cookie_for(svc: Services, role: str) -> str:
-    user = svc.users.create(f"{role}-history", PASSWORD, role)
+    user = svc.users.create(Actor.system("test"), f"{role}-history", PASSWORD, role)
     return svc.logins.create(user.id)[0]
 
 

@@ -20,7 +20,7 @@ from lib.secretbox import SecretBox
 from lib.servers import ServerRegistry, ServerRegistryError
 from tests.postgres import create_database, drop_database
 
-SCHEMA_TABLES = {"users", "login_sessions", "login_attempts", "audit_events", "servers"}
+SCHEMA_TABLES = {"users", "login_sessions", "login_attempts", "audit_events", "servers", "change_versions"}
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from lib.livekit.devserver import REPO_ROOT, DevServer, free_port
 from lib.services import Services
 from lib.sim.agent_worker import AgentWorker
 from lib.sim.participants import ParticipantPool
+from lib.auth.policy import Actor
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def dashboard(livekit_server: DevServer, tmp_path: Path) -> Iterator[Services]:
     }
     services.stop()
     svc = services.start(load_settings(env, tmp_path / "none.toml"))
-    admin = svc.users.create("page-admin", "page-admin-password", "admin")
+    admin = svc.users.create(Actor.system("test"), "page-admin", "page-admin-password", "admin")
     SESSION["cookie"] = svc.logins.create(admin.id)[0]
     try:
         yield svc
@@ -274,7 +275,7 @@ def test_settings_lists_the_environment_server_with_the_secret_masked(
     dashboard: Services, livekit_server: DevServer
 ) -> None:
     stored_secret = "stored-secret-" + "s" * 40
-    dashboard.servers.add("stored", livekit_server.ws_url, livekit_server.api_key, stored_secret)
+    dashboard.servers.add("stored", livekit_server.ws_url, "stored-key", stored_secret)
 
     at = run_page("settings")
 
@@ -400,6 +401,7 @@ def test_unreachable_server_gets_a_banner_and_does_not_hide_the_good_servers_roo
     room = unique_name()
     lk_api.create_room(room)
     dashboard.servers.add("dead", f"ws://127.0.0.1:{free_port()}", "deadkey", "dead-secret-" + "x" * 20)
+    dashboard.follower.sync()  # at once, rather than at the follower's next look
 
     for page in ("overview", "rooms", "agents"):
         at = run_page(page)

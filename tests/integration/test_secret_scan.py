@@ -28,6 +28,7 @@ from lib.config import REPO_ROOT, load_settings, mask_secret
 from lib.livekit.devserver import DevServer
 from lib.models import User
 from lib.services import Services
+from lib.auth.policy import Actor
 from tests.app_process import AppProcess
 from tests.integration.test_auth import NO_SECRETS_FILE, sign_in
 from tests.integration.test_pages import rendered_strings
@@ -38,7 +39,9 @@ PAGES = REPO_ROOT / "pages"
 PAGE_FILES = ("navigation", "overview", "rooms", "agents", "settings", "users", "audit", "account")
 SERVER = "default"  # the environment server's name
 STORED = "stored"
-EXPECTED_ACTIONS = {"user.create", "server.add", "login", "login.failed", "logout", "room.create"}
+# The stored server is added straight to the registry (its key is wrong on purpose, so the
+# Servers page would refuse it); its failed test on that page is audited.
+EXPECTED_ACTIONS = {"user.create", "server.test", "login", "login.failed", "logout", "room.create"}
 
 
 class LogRecords(logging.Handler):
@@ -170,8 +173,8 @@ def trail(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -
     try:
         # This process starts first (creating the admin), so the app finds the stored server.
         svc = services.start(load_settings(app.env, NO_SECRETS_FILE))
-        svc.servers.add(STORED, livekit_server.ws_url, livekit_server.api_key, stored_secret, actor="admin")
-        svc.users.create("operator-1", operator_password, "operator", actor="admin")
+        svc.servers.add(STORED, livekit_server.ws_url, "stored-key", stored_secret)
+        svc.users.create(Actor.system("admin"), "operator-1", operator_password, "operator")
         app.start()
         try:
             cookies = browse(app, result, admin_password, operator_password)

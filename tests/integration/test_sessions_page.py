@@ -30,6 +30,7 @@ from lib.history.events import (
 from lib.history.store import HistoryStore
 from lib.livekit.devserver import REPO_ROOT
 from lib.services import Services
+from lib.auth.policy import Actor
 
 PAGE = REPO_ROOT / "pages" / "sessions.py"
 SERVER = "main"
@@ -91,7 +92,7 @@ def dashboard(tmp_path: Path) -> Iterator[Services]:
 
 
 def cookie_for(svc: Services, role: str) -> str:
-    user = svc.users.create(f"sessions-{role}", f"{role}-password-long-enough", role)
+    user = svc.users.create(Actor.system("test"), f"sessions-{role}", f"{role}-password-long-enough", role)
     return svc.logins.create(user.id)[0]
 
 

@@ -15,6 +15,7 @@ from lib.auth.sessions import SessionService
 from lib.auth.users import LOCKED_OUT, SIGN_IN_FAILED, UserError, UserService
 from lib.db import make_engine, migrate, session_factory
 from lib.models import LoginSession
+from lib.auth.policy import Actor
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def store(database_url):
 
 def test_users_sign_in_and_lock_out_after_five_failures(store):
     users, _, audit, _ = store
-    users.create("olga", "olga-password-1", "operator", actor="test")
+    users.create(Actor.system("test"), "olga", "olga-password-1", "operator")
     assert users.sign_in("olga", "olga-password-1", "10.0.0.1").user.role == "operator"
     for _ in range(5):
         assert users.sign_in("olga", "wrong-password", "10.0.0.2").message == SIGN_IN_FAILED
@@ -44,7 +45,7 @@ def test_users_sign_in_and_lock_out_after_five_failures(store):
 
 def test_sessions_resolve_expire_when_idle_and_end_on_revoke(store):
     users, logins, _, sessions = store
-    user = users.create("pia", "pia-password-1", "analyst")
+    user = users.create(Actor.system("test"), "pia", "pia-password-1", "analyst")
     cookie, expires = logins.create(user.id)
     assert logins.resolve(cookie).username == "pia" and expires > datetime.now(timezone.utc)
     assert logins.resolve(cookie[:-1] + ("0" if cookie[-1] != "0" else "1")) is None  # tampered mac
@@ -58,14 +59,14 @@ def test_sessions_resolve_expire_when_idle_and_end_on_revoke(store):
 
 def test_role_changes_guard_the_last_admin_and_disabling_signs_out(store):
     users, logins, _, _ = store
-    admin = users.create("root-admin", "admin-password-1", "admin")
+    admin = users.create(Actor.system("test"), "root-admin", "admin-password-1", "admin")
     with pytest.raises(UserError, match="last active admin"):
-        users.set_role("root-admin", "analyst", actor="test")
+        users.set_role(Actor.system("test"), "root-admin", "analyst")
     with pytest.raises(UserError, match="last active admin"):
-        users.set_disabled("root-admin", True, actor="test")
-    other = users.create("quinn", "quinn-password", "host")
+        users.set_disabled(Actor.system("test"), "root-admin", True)
+    other = users.create(Actor.system("test"), "quinn", "quinn-password", "host")
     cookie, _ = logins.create(other.id)
-    users.set_disabled("quinn", True, actor="root-admin")
+    users.set_disabled(Actor.system("root-admin"), "quinn", True)
     assert logins.resolve(cookie) is None
     assert users.sign_in("quinn", "quinn-password", "10.1.1.1").message == SIGN_IN_FAILED
     assert admin.role == "admin"

@@ -27,6 +27,10 @@ def test_unreachable_database_stops_start_up_with_one_clear_line(tmp_path: Path)
     env |= {
         "DASHBOARD_DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:{closed_port}/x",
         "DASHBOARD_DATA_DIR": str(tmp_path / "data"),
+        # Set, so that the missing database is what stops it (tests/integration/test_processes.py
+        # checks the refusal without them).
+        "DASHBOARD_SECRET_KEY": "start-up-test-secret-key",
+        "DASHBOARD_SESSION_SECRET": "start-up-test-session-secret",
     }
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",

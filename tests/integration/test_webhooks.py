@@ -21,10 +21,12 @@ import pytest
 import uvicorn
 from livekit import api
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from lib import services
+from lib.api.state import ProvideServices
 from lib.api.webhooks import MAX_BODY_BYTES, livekit_webhook
 from lib.config import load_settings
 from lib.history.store import HistoryStore
@@ -117,7 +119,9 @@ def webhook_server() -> Iterator[tuple[DevServer, str, BodyRecorder]]:
     """A livekit-server of this module's own whose webhooks go to the route on uvicorn."""
     port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"
-    recorder = BodyRecorder(Starlette(routes=[Route(PATH, livekit_webhook, methods=["POST"])]))
+    # Routes find the services where app.py's middleware puts them.
+    app = Starlette(routes=[Route(PATH, livekit_webhook, methods=["POST"])], middleware=[Middleware(ProvideServices, services=services.current)])
+    recorder = BodyRecorder(app)
     http = ThreadedUvicorn(recorder, port).start()
     server = DevServer(webhook_urls=(url,))
     try:

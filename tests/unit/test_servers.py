@@ -67,3 +67,31 @@ def test_a_different_key_cannot_decrypt():
     token = SecretBox("one" * 20).encrypt("s")
     with pytest.raises(SecretBoxError):
         SecretBox("two" * 20).decrypt(token)
+
+
+def test_the_same_server_under_a_second_name_is_refused_naming_the_first(registry):
+    reg, _ = registry
+    reg.add("edge", "wss://edge.example.com", "edgekey", "s")
+    for spelling in ("wss://EDGE.example.com/", "https://edge.example.com:443", "wss://edge.example.com:443"):
+        with pytest.raises(ServerRegistryError, match="already watched as 'edge'"):
+            reg.add("edge-again", spelling, "edgekey", "s")
+    with pytest.raises(ServerRegistryError, match="already watched as 'default'"):
+        reg.add("local", "http://127.0.0.1:7880", "devkey", "s")
+    with pytest.raises(ServerRegistryError, match="already watched as 'default'"):
+        reg.update("edge", url="ws://127.0.0.1:7880", api_key="devkey")
+    reg.add("edge-other-key", "wss://edge.example.com", "otherkey", "s")  # another project on it
+    reg.add("edge-other-port", "wss://edge.example.com:8443", "edgekey", "s")
+    reg.update("edge", url="wss://edge.example.com/", api_key="edgekey")  # itself is no duplicate
+    assert [s.name for s in reg.list()] == ["default", "edge", "edge-other-key", "edge-other-port"]
+
+
+def test_every_change_raises_the_version_other_processes_poll(registry):
+    reg, _ = registry
+    seen = [reg.version()]
+    reg.add("a", "ws://a", "k", "s")
+    seen.append(reg.version())
+    reg.update("a", url="ws://a2", api_key="k")
+    seen.append(reg.version())
+    reg.remove("a")
+    seen.append(reg.version())
+    assert seen == sorted(set(seen)) and len(seen) == 4

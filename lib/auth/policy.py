@@ -1,0 +1,92 @@
+"""Who is acting and whether they may: the actor every service method takes, the capability check,
+and the audit row each action leaves (ok, failed or refused). Services call `Policy.act` around
+their work; no entry point (page, route, sidecar, command line) checks roles or writes audit rows
+of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .audit import AuditLog
+from .roles import may
+
+# What each capability lets an actor do, as the refusal message puts it.
+_DOING = {
+    "control": "act on live rooms",
+    "manage_servers": "manage servers",
+    "manage_users": "manage users",
+    "read_audit": "read the audit trail",
+    "own_account": "change this account",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Whoever asks for an action: a signed-in user, the command line or a process of ours.
+    `address` is where the request came from (empty when there is no network request)."""
+
+    name: str
+    role: str
+    address: str = ""
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        """The dashboard itself (first admin, command line): an admin acting locally."""
+        return cls(name, "admin", "local")
+
+
+class ActionError(Exception):
+    """An action was not done; the message is meant for the person who asked."""
+
+
+class Refused(ActionError):
+    """The actor's role lacks the capability the action needs."""
+
+    def __init__(self, actor: Actor, capability: str) -> None:
+        super().__init__(f"The {actor.role} role may not {_DOING.get(capability, capability)}.")
+        self.actor = actor
+        self.capability = capability
+
+
+class Invalid(ActionError, ValueError):
+    """The input breaks a rule; the message names it."""
+
+
+@dataclass
+class Outcome:
+    """What a service method tells the audit row about a successful action."""
+
+    detail: str = ""
+
+
+class Policy:
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    @staticmethod
+    def permits(actor: Actor, capability: str) -> bool:
+        return may(actor.role, capability)
+
+    def require(self, actor: Actor, capability: str, action: str, target: str) -> None:
+        """Raise Refused, after auditing the refusal, unless the actor has the capability."""
+        if not may(actor.role, capability):
+            self._audit.record(actor.name, action, target, "refused", f"the {actor.role} role lacks '{capability}'", actor.address)
+            raise Refused(actor, capability)
+
+    @contextmanager
+    def act(self, actor: Actor, capability: str, action: str, target: str, detail: str = "") -> Iterator[Outcome]:
+        """Check the capability, run the body, and audit how it went: ok with the outcome's
+        detail, or failed with the error's message (which never holds a secret: errors name
+        what failed, not the credentials used). The error is re-raised for the caller."""
+        self.require(actor, capability, action, target)
+        outcome = Outcome(detail)
+        try:
+            yield outcome
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            self._audit.record(actor.name, action, target, "failed", f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
+            raise
+        self._audit.record(actor.name, action, target, "ok", outcome.detail, actor.address)
