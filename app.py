@@ -15,6 +15,7 @@ from lib import logs, services
 from lib.api.health import healthz
 from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
+from lib.auth.addresses import ClientAddressMiddleware, take_over_proxy_headers
 from lib.auth.routes import ROUTES as AUTH_ROUTES
 from lib.auth.routes import SignInRedirect
 
@@ -63,7 +64,16 @@ app = st.App(
         Route("/webhooks/livekit", livekit_webhook, methods=["POST"]),
         *AUTH_ROUTES,
     ],
-    # Routes read the process's services from request.state.services, put there per request from
-    # the one holder the lifespan fills (the one page scripts read with services.get()).
-    middleware=[Middleware(ProvideServices, services=services.current), Middleware(SignInRedirect)],
+    # ClientAddressMiddleware first, so the sign-in redirect, the routes and Streamlit's websocket
+    # (page scripts) all see the client address resolved from DASHBOARD_TRUSTED_PROXIES. Routes
+    # read the process's services from request.state.services, put there per request from the one
+    # holder the lifespan fills (the one page scripts read with services.get()).
+    middleware=[
+        Middleware(ClientAddressMiddleware),
+        Middleware(ProvideServices, services=services.current),
+        Middleware(SignInRedirect),
+    ],
 )
+# uvicorn would otherwise replace the peer with X-Forwarded-For from 127.0.0.1 before the
+# middleware above runs; the why is in take_over_proxy_headers.
+take_over_proxy_headers(app)

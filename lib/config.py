@@ -6,7 +6,9 @@ level, or a `[livekit]` table with `url`, `api_key`, `api_secret`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,8 @@ class Settings:
     sample_days: float = 7.0
     # Days each other history table group is kept (a lib.history.store.RETENTION key); 0 keeps it.
     retention_days: dict[str, float] = field(default_factory=dict)
+    # Reverse proxies whose X-Forwarded-For is believed (lib/auth/addresses.py); empty trusts none.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def secret_key_path(self) -> Path:
@@ -128,6 +132,18 @@ def _number(raw: str | None, name: str, default: float, low: float, high: float)
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return value
+
+
+def _networks(raw: str, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks separated by commas or spaces. A network with host bits set
+    (10.0.0.1/8) is refused: it is more likely a typo than a wish to trust all of 10/8."""
+    networks = []
+    for entry in (e for e in re.split(r"[\s,]+", raw) if e):
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc} (addresses or networks, separated by commas)") from None
+    return tuple(networks)
 
 
 def load_settings(
@@ -185,4 +201,5 @@ def load_settings(
         collect_seconds=_number(pick("DASHBOARD_COLLECT_SECONDS"), "DASHBOARD_COLLECT_SECONDS", 5, 1, 3600),
         sample_days=_number(pick("DASHBOARD_HISTORY_SAMPLE_DAYS"), "DASHBOARD_HISTORY_SAMPLE_DAYS", 7, 0.01, 3650),
         retention_days={what: _retention(pick(name), name) for what, name in RETENTION_SETTINGS.items()},
+        trusted_proxies=_networks(pick("DASHBOARD_TRUSTED_PROXIES"), "DASHBOARD_TRUSTED_PROXIES"),
     )

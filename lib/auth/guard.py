@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from .addresses import CLIENT_ADDRESS_HEADER
 from .policy import Actor
 from .roles import may_open
 from .sessions import COOKIE_NAME, CurrentUser
@@ -37,12 +38,14 @@ def current_user(svc: Services, touch: bool = True) -> CurrentUser | None:
 
 
 def client_address() -> str:
-    """Where this page's browser connects from, for the audit trail."""
+    """The address this page's browser connects from, as ClientAddressMiddleware resolved it
+    for the websocket; "" without one (AppTest). Not st.context.ip_address, which is None for
+    127.0.0.1 and ::1."""
     try:
-        address = st.context.ip_address
+        address = st.context.headers.get(CLIENT_ADDRESS_HEADER)
     except Exception:  # noqa: BLE001 - no browser context
-        return ""
-    return address if isinstance(address, str) else ""  # AppTest answers with a stand-in
+        address = None
+    return address if isinstance(address, str) else ""
 
 
 def actor(user: CurrentUser) -> Actor:

@@ -29,6 +29,8 @@ OPEN_PREFIXES = ("/_stcore", "/static", "/media", "/component", "/auth/", "/heal
 
 
 def client_address(request: Request) -> str:
+    """The client's address as ClientAddressMiddleware resolved it (X-Forwarded-For only from
+    DASHBOARD_TRUSTED_PROXIES); without that middleware, the TCP peer."""
     return request.client.host if request.client else "unknown"
 
 
