@@ -1,13 +1,15 @@
 """Users: create, disable, change role, reset password, and sign-in with a lockout after
-repeated failures (per user name and per address, 5 in 15 minutes)."""
+repeated failures (per user name and address, and per address across user names)."""
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,8 +19,15 @@ from .audit import AuditLog
 from .policy import Actor, Invalid, Policy
 from .roles import ROLES
 
+log = logging.getLogger(__name__)
+
+# Failures are counted per (user name, address): a guesser at one address never locks the real
+# user out from another. Per address across user names a higher threshold stops spraying one
+# password over many names. Never per user name alone, which would let anyone lock anyone out.
 LOCKOUT_FAILURES = 5
+ADDRESS_LOCKOUT_FAILURES = 20
 LOCKOUT_WINDOW = timedelta(minutes=15)
+PRUNE_EVERY = timedelta(minutes=1)  # how often sign-in deletes attempts older than the window
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 # One message for a wrong password, an unknown user and a disabled account alike.
 SIGN_IN_FAILED = "Wrong user name or password."
@@ -83,6 +92,7 @@ class UserService:
         self._sessions = sessions
         self._audit = audit
         self._policy = Policy(audit)
+        self._lockouts = _Lockouts(sessions)
 
     # ----- administration (capability manage_users; each action audited by the policy) ------
 
@@ -200,41 +210,110 @@ class UserService:
 
     # ----- sign-in -------------------------------------------------------------------------
 
-    def _locked(self, session: Session, username: str, address: str, now: datetime) -> bool:
-        since = now - LOCKOUT_WINDOW
-        failures = lambda column, value: session.scalar(  # noqa: E731
-            select(func.count(LoginAttempt.id)).where(column == value, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
-        )
-        return failures(LoginAttempt.username, username) >= LOCKOUT_FAILURES or failures(LoginAttempt.address, address) >= LOCKOUT_FAILURES
-
     def sign_in(self, username: str, password: str, address: str) -> SignInResult:
-        """Check a user name and password; the messages never tell whether the user exists."""
-        username = username.strip()[:64]
+        """Check a user name and password; the messages never tell whether the user exists.
+        While locked out, an attempt costs no bcrypt check and writes no attempt row, and only
+        the first refusal of each lockout goes to the audit trail."""
+        username, address = username.strip()[:64], address[:64]
         now = datetime.now(timezone.utc)
-        with self._sessions.begin() as session:
-            if self._locked(session, username, address, now):
-                session.add(LoginAttempt(username=username, address=address, at=now, succeeded=False))
-                locked = True
-            else:
-                locked = False
-                user = session.scalars(select(User).where(User.username == username)).one_or_none()
-                ok = passwords.verify(password, user.password_hash if user else None)
-                ok = ok and user is not None and not user.disabled
-                session.add(LoginAttempt(username=username, address=address, at=now, succeeded=ok))
-                if ok:
-                    user.last_login_at = now
-                    info = _info(user)
-        if locked:
-            self._audit.record(username or "(empty)", "login.refused", username, "refused", "locked out after repeated failures", address)
+        self._lockouts.prune_if_due(now)
+        lock = self._lockouts.check(username, address, now)
+        if lock is not None:
+            if self._lockouts.first_refusal(lock):
+                scope = "from this address" if lock.username is None else "for this user name from this address"
+                detail = f"locked out after repeated failures {scope} until {lock.until:%Y-%m-%d %H:%M:%S} UTC; refused attempts until then are not recorded"
+                self._audit.record(username or "(empty)", "login.refused", username, "refused", detail, address)
             return SignInResult(None, LOCKED_OUT)
+        with self._sessions.begin() as session:
+            user = session.scalars(select(User).where(User.username == username)).one_or_none()
+            ok = passwords.verify(password, user.password_hash if user else None)
+            ok = ok and user is not None and not user.disabled
+            session.add(LoginAttempt(username=username, address=address, at=now, succeeded=ok))
+            if ok:
+                user.last_login_at = now
+                info = _info(user)
         if not ok:
             self._audit.record(username or "(empty)", "login.failed", username, "failed", "", address)
             return SignInResult(None, SIGN_IN_FAILED)
         self._audit.record(username, "login", username, "ok", "", address)
         return SignInResult(info)
 
-    def prune_attempts(self, older_than: timedelta = timedelta(days=1)) -> None:
-        cutoff = datetime.now(timezone.utc) - older_than
+    def prune_attempts(self, older_than: timedelta = LOCKOUT_WINDOW) -> int:
+        """Delete sign-in attempts older than `older_than` (none of them counts any more);
+        returns how many. Sign-in calls this itself at most every PRUNE_EVERY."""
+        return self._lockouts.prune(datetime.now(timezone.utc), older_than)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """A lockout in force: of one user name from `address`, or (username None) of the address."""
+
+    username: str | None
+    address: str
+    until: datetime
+
+
+class _Lockouts:
+    """Counts failed sign-ins in the database and remembers, in memory, which lockouts have
+    been audited and how many attempts each refused since. The memory holds one entry per
+    lockout in force: each took at least LOCKOUT_FAILURES recorded failures, each a bcrypt
+    check, so a flood of refused attempts cannot grow it."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._mutex = threading.Lock()
+        self._refused: dict[tuple[str | None, str], tuple[datetime, int]] = {}  # -> (until, refused since audited)
+        self._pruned_at: datetime | None = None
+
+    def check(self, username: str, address: str, now: datetime) -> Lockout | None:
+        """The lockout `username` from `address` is under, if any. It lasts until the failure
+        that reached the threshold leaves the window; refused attempts do not extend it."""
+        failures = select(LoginAttempt.at).where(
+            LoginAttempt.address == address, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= now - LOCKOUT_WINDOW
+        )
+        with self._sessions() as session:
+            for name, stmt, threshold in (
+                (None, failures, ADDRESS_LOCKOUT_FAILURES),
+                (username, failures.where(LoginAttempt.username == username), LOCKOUT_FAILURES),
+            ):
+                reached = session.scalar(stmt.order_by(LoginAttempt.at.desc()).offset(threshold - 1).limit(1))
+                if reached is not None:
+                    return Lockout(name, address, _utc(reached) + LOCKOUT_WINDOW)
+        return None
+
+    def first_refusal(self, lock: Lockout) -> bool:
+        """True for the first refused attempt of `lock`; later ones are only counted."""
+        key = (lock.username, lock.address)
+        with self._mutex:
+            until, refused = self._refused.get(key, (None, 0))
+            if until == lock.until:
+                self._refused[key] = (until, refused + 1)
+                return False
+            self._refused[key] = (lock.until, 0)
+        if until is not None:
+            self._report(key, refused)
+        return True
+
+    def prune_if_due(self, now: datetime) -> None:
+        with self._mutex:
+            if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+                return
+            self._pruned_at = now
+        self.prune(now, LOCKOUT_WINDOW)
+
+    def prune(self, now: datetime, older_than: timedelta) -> int:
         with self._sessions.begin() as session:
-            for a in session.scalars(select(LoginAttempt).where(LoginAttempt.at < cutoff)).all():
-                session.delete(a)
+            deleted = session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - older_than)).rowcount
+        with self._mutex:
+            ended = {key: refused for key, (until, refused) in self._refused.items() if until <= now}
+            for key in ended:
+                del self._refused[key]
+        for key, refused in ended.items():
+            self._report(key, refused)
+        return deleted or 0
+
+    @staticmethod
+    def _report(key: tuple[str | None, str], refused: int) -> None:
+        if refused:
+            scope = "address" if key[0] is None else "a user name from address"
+            log.warning("sign-in lockout of %s %s ended; it refused %d more attempts than the audit trail shows", scope, key[1], refused)

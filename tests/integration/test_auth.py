@@ -1,6 +1,7 @@
 """Signing in over real HTTP (`streamlit run app.py` in a subprocess, driven with httpx): the
-session cookie, one answer for every failure, CSRF, lockout per user and per address, sign-out,
-tampered and stale cookies, password rules, the first admin and the create-user command.
+session cookie, one answer for every failure, CSRF, lockout per user name and address and per
+address, the client address behind trusted proxies or not, sign-out, tampered and stale cookies,
+password rules, the first admin and the create-user command.
 
 Every request comes from its own loopback address (127.0.0.x) where lockout counts matter, so
 the failures one test makes never lock another test out."""
@@ -30,9 +31,9 @@ from lib import services
 from lib.auth.guard import TOKEN_STATE_KEY
 from lib.auth.routes import CSRF_COOKIE
 from lib.auth.sessions import COOKIE_NAME, SessionService
-from lib.auth.users import LOCKED_OUT, LOCKOUT_FAILURES, SIGN_IN_FAILED, UserError
+from lib.auth.users import ADDRESS_LOCKOUT_FAILURES, LOCKED_OUT, LOCKOUT_FAILURES, LOCKOUT_WINDOW, SIGN_IN_FAILED, UserError, UserService
 from lib.config import REPO_ROOT, load_settings
-from lib.models import LoginSession, User
+from lib.models import AuditEvent, LoginAttempt, LoginSession, User
 from lib.services import Services
 from lib.auth.policy import Actor
 from tests.app_process import AppProcess, base_env
@@ -44,7 +45,10 @@ PASSWORD = "right-password-" + secrets.token_urlsafe(8)
 NOT_SIGNED_IN = "Your session has ended or you are not signed in."
 FORM_EXPIRED = "The form expired. Please sign in again."
 # Users the tests sign in as (besides the first admin), each used by one behaviour only.
-USERS = {"wrong-pw-user": "operator", "locked-user": "operator", "compared-user": "host", "address-victim": "analyst", "viewer": "analyst", "disabled-user": "analyst", "ended-user": "operator"}
+USERS = {
+    "wrong-pw-user": "operator", "locked-user": "operator", "compared-user": "host", "address-victim": "analyst",
+    "viewer": "analyst", "disabled-user": "analyst", "ended-user": "operator", "framed-user": "analyst", "flooded-user": "operator",
+}  # fmt: skip
 _addresses = (f"127.0.0.{n}" for n in itertools.count(10))
 
 
@@ -194,46 +198,183 @@ def test_sign_in_without_the_matching_csrf_token_is_refused(app: AppProcess, for
 # ----- lockout ------------------------------------------------------------------------------
 
 
-def lock_user(app: AppProcess, username: str) -> None:
-    """Five failures for `username`, each from another address, so only the user name counts."""
+def lock_pair(app: AppProcess, address: str, username: str) -> None:
+    """Five wrong passwords for `username` from `address`: that pair is locked."""
     for _ in range(LOCKOUT_FAILURES):
-        response = sign_in_from(app, fresh_address(), username, "wrong-password-123")
+        response = sign_in_from(app, address, username, "wrong-password-123")
         assert error_message(response) == SIGN_IN_FAILED
 
 
-def test_five_failures_lock_a_user_out_even_with_the_right_password(app: AppProcess, svc: Services) -> None:
-    lock_user(app, "locked-user")
+def attempts(svc: Services, address: str) -> int:
+    with svc.sessions() as session:
+        return session.scalar(select(func.count(LoginAttempt.id)).where(LoginAttempt.address == address)) or 0
 
-    right = sign_in_from(app, fresh_address(), "locked-user", PASSWORD)
+
+def refusals(svc: Services, address: str) -> list[AuditEvent]:
+    with svc.sessions() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == "login.refused", AuditEvent.address == address)).all())
+
+
+def test_five_failures_lock_that_user_name_from_that_address_even_with_the_right_password(app: AppProcess, svc: Services) -> None:
+    address = fresh_address()
+    lock_pair(app, address, "locked-user")
+
+    right = sign_in_from(app, address, "locked-user", PASSWORD)
 
     assert right.status_code == 401 and error_message(right) == LOCKED_OUT
     assert COOKIE_NAME not in set_cookies(right)
     assert [r.result for r in svc.audit.query(action="login.refused", actor="locked-user")] == ["refused"]
 
 
+def test_five_wrong_passwords_for_admin_from_one_address_do_not_stop_admin_elsewhere(app: AppProcess) -> None:
+    lock_pair(app, "127.0.0.2", "admin")
+    assert error_message(sign_in_from(app, "127.0.0.2", "admin", ADMIN_PASSWORD)) == LOCKED_OUT
+
+    assert sign_in_from(app, "127.0.0.3", "admin", ADMIN_PASSWORD).status_code == 303
+
+
 def test_a_locked_user_name_gets_the_same_answer_whether_or_not_it_exists(app: AppProcess, svc: Services) -> None:
     ghost = "ghost-" + secrets.token_hex(4)
     assert svc.users.get(ghost) is None
-    lock_user(app, ghost)
-    lock_user(app, "compared-user")
+    address = fresh_address()
+    lock_pair(app, address, ghost)
+    lock_pair(app, address, "compared-user")
 
-    existing = sign_in_from(app, fresh_address(), "compared-user", PASSWORD)
-    missing = sign_in_from(app, fresh_address(), ghost, PASSWORD)
+    existing = sign_in_from(app, address, "compared-user", PASSWORD)
+    missing = sign_in_from(app, address, ghost, PASSWORD)
 
     assert existing.status_code == missing.status_code == 401
     assert error_message(existing) == error_message(missing) == LOCKED_OUT
 
 
-def test_five_failures_from_one_address_lock_that_address_for_every_user(app: AppProcess) -> None:
+def test_an_address_spraying_many_user_names_is_stopped_for_every_user_name(app: AppProcess, svc: Services) -> None:
     address = fresh_address()
-    for n in range(LOCKOUT_FAILURES):
+    for n in range(ADDRESS_LOCKOUT_FAILURES):
         assert error_message(sign_in_from(app, address, f"guess-{n}-{secrets.token_hex(3)}", "guessed-password")) == SIGN_IN_FAILED
 
-    from_there = sign_in_from(app, address, "address-victim", PASSWORD)
+    from_there = [sign_in_from(app, address, name, PASSWORD) for name in ("address-victim", "spray-" + secrets.token_hex(3))]
     from_elsewhere = sign_in_from(app, fresh_address(), "address-victim", PASSWORD)
 
-    assert from_there.status_code == 401 and error_message(from_there) == LOCKED_OUT
+    assert [(r.status_code, error_message(r)) for r in from_there] == [(401, LOCKED_OUT)] * 2
     assert from_elsewhere.status_code == 303, "the user name itself is not locked"
+    assert len(refusals(svc, address)) == 1, "one audit row for the address's lockout, whatever names it tries"
+
+
+def test_a_flood_while_locked_out_adds_no_attempt_rows_and_one_audit_row(app: AppProcess, svc: Services) -> None:
+    address = fresh_address()
+    lock_pair(app, address, "flooded-user")
+    before = attempts(svc, address)
+
+    with app.client(address) as client:
+        answers = {error_message(sign_in(client, "flooded-user", PASSWORD if n % 2 else "wrong-password-123")) for n in range(50)}
+
+    assert answers == {LOCKED_OUT}
+    assert attempts(svc, address) == before == LOCKOUT_FAILURES
+    [refused] = refusals(svc, address)
+    assert (refused.actor, refused.target, refused.result) == ("flooded-user", "flooded-user", "refused")
+
+
+def test_sign_in_prunes_attempts_older_than_the_lockout_window(svc: Services) -> None:
+    now = datetime.now(timezone.utc)
+    address = fresh_address()
+    ages = {"old-1": LOCKOUT_WINDOW + timedelta(minutes=1), "old-2": timedelta(days=3), "recent": timedelta(minutes=1)}
+    with svc.sessions.begin() as session:
+        session.add_all(LoginAttempt(username=name, address=address, at=now - age, succeeded=False) for name, age in ages.items())
+
+    # A service that has not pruned yet, as after a start; it prunes on its first sign-in.
+    UserService(svc.sessions, svc.audit).sign_in("wrong-pw-user", "not-the-password", fresh_address())
+
+    with svc.sessions() as session:
+        left = session.scalars(select(LoginAttempt.username).where(LoginAttempt.address == address)).all()
+    assert left == ["recent"]
+
+
+# ----- the client address -------------------------------------------------------------------
+
+
+def test_a_local_client_cannot_choose_its_address_with_x_forwarded_for(app: AppProcess, svc: Services) -> None:
+    """No trusted proxies are set: X-Forwarded-For from 127.0.0.1 (which uvicorn alone would
+    believe) neither names the address in the audit trail nor picks the lockout bucket."""
+    framed = fresh_address()
+    with app.client("127.0.0.1") as client:
+        client.headers["x-forwarded-for"] = framed
+        for _ in range(LOCKOUT_FAILURES):
+            assert error_message(sign_in(client, "framed-user", "wrong-password-123")) == SIGN_IN_FAILED
+        client.headers["x-forwarded-for"] = fresh_address()
+        locked = sign_in(client, "framed-user", PASSWORD)
+
+    assert {r.address for r in svc.audit.query(actor="framed-user", action="login.failed")} == {"127.0.0.1"}
+    assert error_message(locked) == LOCKED_OUT, "the failures counted against the real address"
+    assert sign_in_from(app, framed, "framed-user", PASSWORD).status_code == 303, "and not against the address it claimed"
+
+
+def test_a_bad_trusted_proxies_setting_stops_start_up_with_a_line_naming_it(tmp_path: Path) -> None:
+    env = {"DASHBOARD_DATA_DIR": str(tmp_path / "data"), "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/33"}
+    with pytest.raises(RuntimeError, match="the dashboard exited") as failed:
+        AppProcess(env, tmp_path / "app.log").start()
+
+    [line] = [line for line in str(failed.value).splitlines() if "cannot start the dashboard" in line]
+    assert "DASHBOARD_TRUSTED_PROXIES" in line and "10.0.0.0/33" in line
+
+
+TRUSTED_PROXIES = "127.0.0.1, 127.0.0.2/32"
+
+
+@pytest.fixture(scope="module")
+def proxied_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppProcess, Services]]:
+    """The dashboard behind reverse proxies on 127.0.0.1 and 127.0.0.2, and services over its database."""
+    data = tmp_path_factory.mktemp("proxied")
+    env = {
+        "DASHBOARD_DATA_DIR": str(data / "data"),
+        "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DASHBOARD_TRUSTED_PROXIES": TRUSTED_PROXIES,
+    }
+    with AppProcess(env, data / "app.log").start() as process:
+        built = services.build(load_settings(process.env, NO_SECRETS_FILE))
+        try:
+            yield process, built
+        finally:
+            built.close()
+
+
+def failed_from(proxied_app: tuple[AppProcess, Services], peer: str, forwarded_for: str) -> str:
+    """The address the audit trail records for a failed sign-in from `peer` sending `forwarded_for`."""
+    app, built = proxied_app
+    name = "nobody-" + secrets.token_hex(4)
+    with app.client(peer) as client:
+        client.headers["x-forwarded-for"] = forwarded_for
+        assert error_message(sign_in(client, name, "wrong-password-123")) == SIGN_IN_FAILED
+    [failed] = built.audit.query(actor=name, action="login.failed")
+    return failed.address
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_recorded(proxied_app: tuple[AppProcess, Services]) -> None:
+    assert failed_from(proxied_app, "127.0.0.1", "198.51.100.7") == "198.51.100.7"
+    assert failed_from(proxied_app, "127.0.0.2", "198.51.100.7") == "198.51.100.7"
+
+
+def test_behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client(proxied_app: tuple[AppProcess, Services]) -> None:
+    assert failed_from(proxied_app, "127.0.0.1", "203.0.113.1, 198.51.100.8, 127.0.0.2") == "198.51.100.8"
+
+
+def test_a_client_that_is_not_a_trusted_proxy_is_recorded_as_itself(proxied_app: tuple[AppProcess, Services]) -> None:
+    assert failed_from(proxied_app, "127.0.0.3", "198.51.100.9") == "127.0.0.3"
+
+
+def test_behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address(proxied_app: tuple[AppProcess, Services]) -> None:
+    app, _ = proxied_app
+
+    def admin_from(forwarded_for: str, password: str) -> httpx.Response:
+        with app.client("127.0.0.1") as client:
+            client.headers["x-forwarded-for"] = forwarded_for
+            return sign_in(client, "admin", password)
+
+    for _ in range(LOCKOUT_FAILURES):
+        assert error_message(admin_from("198.51.100.20", "wrong-password-123")) == SIGN_IN_FAILED
+
+    assert error_message(admin_from("198.51.100.20", ADMIN_PASSWORD)) == LOCKED_OUT
+    assert admin_from("198.51.100.21", ADMIN_PASSWORD).status_code == 303
 
 
 # ----- sign-out and stale or tampered cookies -----------------------------------------------
