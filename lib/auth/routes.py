@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -108,7 +109,8 @@ async def login_submit(request: Request) -> Response:
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and both come from the client.
     if not csrf or not secrets.compare_digest(csrf.encode(), request.cookies.get(CSRF_COOKIE, "").encode()):
         return _login_form(next_path, username, "The form expired. Please sign in again.", 400)
-    result = svc.users.sign_in(username, password, client_address(request))
+    # bcrypt takes a good part of a second: off the event loop, which also serves every websocket.
+    result = await run_in_threadpool(svc.users.sign_in, username, password, client_address(request))
     if result.user is None:
         return _login_form(next_path, username, result.message, 401)
     cookie, expires = svc.logins.create(result.user.id)
