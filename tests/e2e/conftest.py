@@ -62,10 +62,9 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "e2e-admin-" + secrets.token_urlsafe(12)
 
 
-@pytest.fixture(scope="module")
-def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    data_dir = tmp_path_factory.mktemp("dashboard")
-    env = {
+def dashboard_env(livekit_server: DevServer, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The settings of a dashboard watching `livekit_server`, signed in to as ADMIN_USER."""
+    return {
         "LIVEKIT_URL": livekit_server.ws_url,
         "LIVEKIT_API_KEY": livekit_server.api_key,
         "LIVEKIT_API_SECRET": livekit_server.api_secret,
@@ -73,8 +72,14 @@ def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPa
         "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
         "DASHBOARD_ADMIN_USERNAME": ADMIN_USER,
         "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **extra,
     }
-    app = AppProcess(env, data_dir / "dashboard.log").start()
+
+
+@pytest.fixture(scope="module")
+def dashboard_process(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    data_dir = tmp_path_factory.mktemp("dashboard")
+    app = AppProcess(dashboard_env(livekit_server, data_dir), data_dir / "dashboard.log").start()
     try:
         yield app
     finally:

@@ -4,7 +4,6 @@ browser's own address unless the dashboard trusts the proxy that forwarded it.""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from lib.auth.audit import AuditRecord
 from lib.config import load_settings
 from lib.livekit.devserver import DevServer
 from tests.app_process import AppProcess
-from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USER, APP_TIMEOUT_MS, VIEWPORT, goto, sign_in, wait_idle
+from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USER, APP_TIMEOUT_MS, VIEWPORT, dashboard_env, goto, sign_in, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -24,16 +23,7 @@ FORWARDED = "198.51.100.40"
 
 
 def start_dashboard(livekit_server: DevServer, data_dir: Path, trusted_proxies: str) -> AppProcess:
-    env = {
-        "LIVEKIT_URL": livekit_server.ws_url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
-        "DASHBOARD_DATA_DIR": str(data_dir),
-        "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
-        "DASHBOARD_ADMIN_USERNAME": ADMIN_USER,
-        "DASHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "DASHBOARD_TRUSTED_PROXIES": trusted_proxies,
-    }
+    env = dashboard_env(livekit_server, data_dir, DASHBOARD_TRUSTED_PROXIES=trusted_proxies)
     return AppProcess(env, data_dir / "dashboard.log").start()
 
 

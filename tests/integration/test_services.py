@@ -95,15 +95,22 @@ def actions(room: str, identity: str, track: str) -> list[Action]:
 LACKING = {"control": ("analyst", "host"), "manage_servers": ("operator", "analyst", "host"), "manage_users": ("operator", "analyst", "host")}
 
 
-@pytest.mark.parametrize("role", ["operator", "analyst", "host"])
-def test_a_role_without_the_capability_is_refused_by_the_service_audited_and_nothing_is_done(
-    svc: Services, participants: ParticipantPool, lk_api, unique_name, role: str
-) -> None:
+@pytest.fixture
+def stage(svc: Services, participants: ParticipantPool, lk_api, unique_name) -> tuple[str, str]:
+    """A room with "member" publishing one audio track, and a user "target": (room, track sid)."""
     room = unique_name()
     member = participants.join(room, "member", publish_audio=True)
     lk_api.poll(lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)), until=lambda r: any(p.tracks for p in r.participants))
     [track] = participants.track_sids(member).values()
     svc.users.create(Actor.system(), "target", "target-password", "analyst")
+    return room, track
+
+
+@pytest.mark.parametrize("role", ["operator", "analyst", "host"])
+def test_a_role_without_the_capability_is_refused_by_the_service_audited_and_nothing_is_done(
+    svc: Services, stage: tuple[str, str], role: str
+) -> None:
+    room, track = stage
     actor = Actor(f"{role}-person", role, "10.1.2.3")
 
     checked = 0
@@ -123,14 +130,8 @@ def test_a_role_without_the_capability_is_refused_by_the_service_audited_and_not
     assert _rooms(svc, room), "the room is untouched"
 
 
-def test_a_role_with_the_capability_acts_and_each_action_is_audited_ok(
-    svc: Services, participants: ParticipantPool, lk_api, unique_name
-) -> None:
-    room = unique_name()
-    member = participants.join(room, "member", publish_audio=True)
-    lk_api.poll(lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)), until=lambda r: any(p.tracks for p in r.participants))
-    [track] = participants.track_sids(member).values()
-    svc.users.create(Actor.system(), "target", "target-password", "analyst")
+def test_a_role_with_the_capability_acts_and_each_action_is_audited_ok(svc: Services, stage: tuple[str, str], lk_api) -> None:
+    room, track = stage
     admin = Actor("root", "admin", "10.9.9.9")
 
     for action in actions(room, "member", track):
