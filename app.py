@@ -16,8 +16,8 @@ from lib.api.health import healthz
 from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
 from lib.auth.addresses import ClientAddressMiddleware, take_over_proxy_headers
-from lib.auth.routes import ROUTES as AUTH_ROUTES
-from lib.auth.routes import SignInRedirect
+from lib.api.signin import ROUTES as AUTH_ROUTES
+from lib.api.signin import SignInRedirect
 
 logs.configure()
 log = logging.getLogger("dashboard")
@@ -36,6 +36,12 @@ class _DropTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Traceback (most recent call last)")
+
+
+def trusted_proxies() -> tuple:  # type: ignore[type-arg]
+    """DASHBOARD_TRUSTED_PROXIES of the running services; none before they start."""
+    started = services.current()
+    return started.settings.trusted_proxies if started is not None else ()
 
 
 @asynccontextmanager
@@ -69,7 +75,7 @@ app = st.App(
     # read the process's services from request.state.services, put there per request from the one
     # holder the lifespan fills (the one page scripts read with services.get()).
     middleware=[
-        Middleware(ClientAddressMiddleware),
+        Middleware(ClientAddressMiddleware, trusted=trusted_proxies),
         Middleware(ProvideServices, services=services.current),
         Middleware(SignInRedirect),
     ],

@@ -1,7 +1,7 @@
 """POST /webhooks/livekit: LiveKit's webhook deliveries, verified against the configured servers
 and handed to the history store.
 
-Open without a session (lib/auth/routes.OPEN_PREFIXES): the signature is the authentication. A
+Open without a session (lib/api/signin.OPEN_PREFIXES): the signature is the authentication. A
 rejected delivery writes nothing, and no answer or log line repeats the body or the token.
 """
 
@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..auth.routes import client_address
+from .signin import client_address
 from ..config import ServerConfig
 from .state import services_of
 from ..history.webhooks import WebhookMalformed, WebhookRejected, to_events, verify

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import services
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +112,18 @@ def resolved_scope(scope: Scope, trusted: Sequence[IPNetwork]) -> Scope:
     return resolved
 
 
-def _configured_proxies() -> Sequence[IPNetwork]:
-    svc = services.current()
-    return svc.settings.trusted_proxies if svc is not None else ()
-
-
 class ClientAddressMiddleware:
-    """Resolves the client address of every HTTP request and websocket (see module doc). The
-    trusted proxies come from the running services' settings; before they start, none."""
+    """Resolves the client address of every HTTP request and websocket (see module doc).
+    `trusted()` gives the trusted proxies at each request (app.py: the running services'
+    settings, none before they start)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted: Callable[[], Sequence[IPNetwork]]) -> None:
         self.app = app
+        self._trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            scope = resolved_scope(scope, _configured_proxies())
+            scope = resolved_scope(scope, self._trusted())
         await self.app(scope, receive, send)
 
 

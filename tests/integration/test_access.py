@@ -21,7 +21,7 @@ from lib import services
 from lib.api.state import ProvideServices
 from lib.auth.guard import TOKEN_STATE_KEY
 from lib.auth.roles import CAPABILITY_ROLES, PAGE_ROLES, ROLES, may_open
-from lib.auth.routes import requires
+from lib.api.signin import requires
 from lib.auth.sessions import COOKIE_NAME
 from lib.config import REPO_ROOT, load_settings
 from lib.livekit.devserver import DevServer

@@ -29,7 +29,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import services
 from lib.auth.guard import TOKEN_STATE_KEY
-from lib.auth.routes import CSRF_COOKIE
+from lib.api.signin import CSRF_COOKIE
 from lib.auth.sessions import COOKIE_NAME, SessionService
 from lib.auth.users import ADDRESS_LOCKOUT_FAILURES, LOCKED_OUT, LOCKOUT_FAILURES, LOCKOUT_WINDOW, SIGN_IN_FAILED, UserError, UserService
 from lib.config import REPO_ROOT, load_settings

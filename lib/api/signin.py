@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..api.state import services_of
-from .roles import may
-from .sessions import COOKIE_NAME, CurrentUser
+from ..auth.roles import may
+from ..auth.sessions import COOKIE_NAME, CurrentUser
+from .state import services_of
 
 CSRF_COOKIE = "lkdash_csrf"
 # Paths a browser may fetch without a session: Streamlit's own machinery and assets, health,
