@@ -6,13 +6,18 @@ it writes one server sample, one sample per active room, and the events that dif
 previous snapshot. A server that cannot be read opens a gap (written once) and is retried at
 twice the interval until it answers; then the gap is closed and what ended meanwhile is dated
 to when the outage began (the latest it can have happened), marked estimated.
+
+A per-server task that crashes (a bug, a store that cannot be read) is logged with its traceback
+and started again at the supervisor's next round; `status()` counts the restarts for /healthz.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..livekit.errors import Category, GatewayError
@@ -24,6 +29,12 @@ from .store import GapEnd, GapStart, HistoryStore, Prune, RoomSample, ServerSamp
 PRUNE_EVERY = 3600.0  # seconds
 
 log = logging.getLogger(__name__)
+
+
+def _supervisor_ended(future: concurrent.futures.Future[None]) -> None:
+    """The supervisor only ends by being cancelled; anything else stops all collection."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("history: the collector's supervisor crashed; nothing is collected until a restart", exc_info=future.exception())
 
 
 def samples(snapshot: ServerSnapshot) -> list[object]:
@@ -87,6 +98,21 @@ def last_seen(store: HistoryStore, server: str) -> datetime | None:
     return None if value is None or value != value else value.to_pydatetime()  # NaT != NaT
 
 
+@dataclass(frozen=True)
+class CollectorStatus:
+    """`restarts` counts per-server tasks started again after a crash since the collector was
+    made; `last_crash` is the exception's type and text (it may name a server's address: for
+    the log and the process, not for /healthz); `running` is whether the supervisor runs."""
+
+    restarts: int
+    last_crash_at: datetime | None
+    last_crash: str | None
+    running: bool
+
+
+CRASH_TEXT_LIMIT = 500
+
+
 class Collector:
     def __init__(
         self,
@@ -102,10 +128,19 @@ class Collector:
         # Days kept per retention group (lib.history.store.RETENTION); 0 or absent keeps forever.
         self.retention_days = {"samples": sample_days} | (retention_days or {})
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._supervisor: asyncio.Future[None] | None = None
+        self._supervisor: concurrent.futures.Future[None] | None = None
+        self._restarts = 0
+        self._last_crash_at: datetime | None = None
+        self._last_crash: str | None = None
 
     def start(self) -> None:
         self._supervisor = self._gateway.loop.submit(self._supervise())
+        self._supervisor.add_done_callback(_supervisor_ended)
+
+    def status(self) -> CollectorStatus:
+        supervisor = self._supervisor
+        running = supervisor is not None and not supervisor.done()
+        return CollectorStatus(self._restarts, self._last_crash_at, self._last_crash, running)
 
     def stop(self) -> None:
         if self._supervisor is not None:
@@ -133,10 +168,21 @@ class Collector:
             wanted = set(self._gateway.server_names())
             for name in list(self._tasks):
                 if name not in wanted or self._tasks[name].done():
-                    self._tasks.pop(name).cancel()
+                    task = self._tasks.pop(name)
+                    task.cancel()
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        self._crashed(name, task.exception(), restart=name in wanted)  # type: ignore[arg-type]
             for name in wanted - set(self._tasks):
                 self._tasks[name] = asyncio.create_task(self._collect(name), name=f"history-{name}")
             await asyncio.sleep(self.interval)
+
+    def _crashed(self, server: str, exc: BaseException, restart: bool) -> None:
+        self._last_crash_at = datetime.now(timezone.utc)
+        self._last_crash = f"{type(exc).__name__}: {exc}"[:CRASH_TEXT_LIMIT]
+        if restart:
+            self._restarts += 1
+        then = "starting it again" if restart else "the server is gone, so it stays stopped"
+        log.error("history: collecting %s crashed; %s", server, then, exc_info=exc)
 
     async def _collect(self, server: str) -> None:
         previous: ServerSnapshot | None = None

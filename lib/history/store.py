@@ -8,6 +8,11 @@ Concurrency model (decided here and nowhere else):
   it in one transaction with bulk appends (a DataFrame per table, never executemany), and
   applies the session changes the new events imply.
 - Readers (page scripts) get their own cursor per query from `read()`.
+- A write that fails is logged, counted and kept in `status()` (for /healthz), never raised at
+  a producer: nothing waits for the disk. Batches taken together are written one by one after a
+  failure, so one bad batch loses only itself.
+- The file, its WAL and DuckDB's spill directory are private to the process's user (0600,
+  0700): they hold names and identities.
 
 What is stored grows with change, not with time times participants: one row per active room per
 interval (room_samples), one per server per interval (server_samples), events only when
@@ -22,12 +27,17 @@ is RETENTION's business; the collector asks for the pruning.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
+import stat
+import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -147,24 +157,66 @@ class Prune:
             raise ValueError(f"no retention group {self.what!r}")
 
 
+@dataclass(frozen=True)
+class WriterStatus:
+    """How the writer is doing. `failed_batches` counts submitted batches it could not write
+    since the store opened; `failing` is whether the most recent write failed; `queued` is how
+    many batches are submitted and not yet written. `last_failure` is the exception's type and
+    text, which may quote a value of the batch (DuckDB's conversion errors do): for the log and
+    the process, not for anyone who can reach /healthz."""
+
+    failed_batches: int
+    last_failure_at: datetime | None
+    last_failure: str | None
+    failing: bool
+    queued: int
+
+
+FAILURE_TEXT_LIMIT = 500
 _STOP = object()
 
 
 class HistoryStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = str(path) != ":memory:"
+        if on_disk:
+            _private_file(self.path)
         self._conn = duckdb.connect(str(path))
         # Buckets (date_trunc) follow the session's time zone: UTC, whatever the host's is.
         self._conn.execute("SET TimeZone = 'UTC'")
+        self._wal = Path(f"{self.path}.wal") if on_disk else None
+        if on_disk:
+            _private_dir(Path(f"{self.path}.tmp"))  # DuckDB's default temp_directory for spills
+        self._keep_wal_private()
         self._upgrade()
+        self._keep_wal_private()
         self._queue: queue.Queue[object] = queue.Queue()
         self._idle = threading.Condition()
         self._pending = 0
+        self._queued_ids: Counter[str] = Counter()  # event ids submitted and not yet written
+        self._submitting_new = threading.Lock()
         self._failed: Exception | None = None
+        self._failed_batches = 0
+        self._last_failure_at: datetime | None = None
+        self._last_failure: str | None = None
+        self._failing = False
         self._writer = threading.Thread(target=self._write_loop, name="history-writer", daemon=True)
         self._writer.start()
+
+    def _keep_wal_private(self) -> None:
+        """DuckDB creates its WAL with the process's umask (0644 as a rule) at the first write
+        after a checkpoint, and deletes it at the next checkpoint. It reuses a WAL that exists,
+        so one created here, empty and 0600, before the next write keeps every write private.
+        Called before each write by the writer, the only thread that writes."""
+        if self._wal is None:
+            return
+        try:
+            fd = os.open(self._wal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            if stat.S_IMODE(os.stat(self._wal).st_mode) & 0o077:
+                os.chmod(self._wal, 0o600)
 
     def _upgrade(self) -> None:
         """Create missing tables; a table added after a file was first written is filled from
@@ -193,7 +245,34 @@ class HistoryStore:
             return
         with self._idle:
             self._pending += 1
+            self._queued_ids.update(item.event_id for item in items if isinstance(item, HistoryEvent))
         self._queue.put(items)
+
+    def submit_new(self, events: list[HistoryEvent]) -> list[HistoryEvent]:
+        """Queue those of `events` whose ids are neither stored nor queued, and return them: a
+        redelivered webhook is known as one even before the writer has caught up. Reads the
+        store (one primary-key lookup per id), so not for the event loop."""
+        with self._submitting_new:  # two deliveries of one event: the second sees the first queued
+            # Queued first, then stored: the writer forgets an id only after committing it, so
+            # an id that left the queue between the two looks is found in the table.
+            with self._idle:
+                fresh = [e for e in {e.event_id: e for e in events}.values() if e.event_id not in self._queued_ids]
+            stored = self._stored_event_ids([e.event_id for e in fresh])
+            fresh = [e for e in fresh if e.event_id not in stored]
+            self.submit(list(fresh))
+        return fresh
+
+    def _stored_event_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.read() as cursor:
+            for event_id in ids:  # equality on the key: an index lookup, not a scan of the events
+                if cursor.execute("SELECT 1 FROM events WHERE event_id = ?", [event_id]).fetchone():
+                    found.add(event_id)
+        return found
+
+    def status(self) -> WriterStatus:
+        with self._idle:
+            return WriterStatus(self._failed_batches, self._last_failure_at, self._last_failure, self._failing, self._pending)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""
@@ -205,6 +284,11 @@ class HistoryStore:
         self._queue.put(_STOP)
         self._writer.join(30)
         self._conn.close()
+        if self._wal is not None:
+            try:
+                os.rmdir(f"{self.path}.tmp")  # made at open for DuckDB's spills; kept if it holds any
+            except OSError:
+                pass
 
     # ----- readers -------------------------------------------------------------------------
 
@@ -241,16 +325,53 @@ class HistoryStore:
                     self._queue.put(_STOP)
                     break
                 batches.append(more)
-            items = [item for batch in batches for item in batch]  # type: ignore[union-attr]
             try:
-                self._write(cursor, items)
-            except Exception as exc:  # noqa: BLE001 - log, keep the thread alive for the next batch
-                log.exception("history write of %d records failed", len(items))
-                self._failed = exc
+                self._write_batches(cursor, batches)  # type: ignore[arg-type]
             finally:
+                ids = Counter(item.event_id for batch in batches for item in batch if isinstance(item, HistoryEvent))  # type: ignore[union-attr]
                 with self._idle:
                     self._pending -= len(batches)
+                    self._queued_ids.subtract(ids)
+                    for event_id in ids:
+                        if self._queued_ids[event_id] <= 0:
+                            del self._queued_ids[event_id]
                     self._idle.notify_all()
+
+    def _write_batches(self, cursor: duckdb.DuckDBPyConnection, batches: list[list[object]]) -> None:
+        """All of `batches` in one transaction; after a failure, each on its own."""
+        try:
+            self._write_logged(cursor, [item for batch in batches for item in batch])
+            return
+        except Exception as exc:  # noqa: BLE001 - counted below; the thread lives on for the next batch
+            if len(batches) == 1:
+                self._failed_write(exc)
+                return
+            log.warning("history write of %d batches together failed (%s); writing them one by one", len(batches), type(exc).__name__)
+        for batch in batches:
+            try:
+                self._write_logged(cursor, batch)
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._failed_write(exc)
+
+    def _write_logged(self, cursor: duckdb.DuckDBPyConnection, items: list[object]) -> None:
+        self._keep_wal_private()
+        self._write(cursor, items)
+        with self._idle:
+            self._failing = False
+
+    def _failed_write(self, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}"[:FAILURE_TEXT_LIMIT]
+        with self._idle:
+            first = not self._failing
+            self._failed_batches += 1
+            self._last_failure_at = datetime.now(timezone.utc)
+            self._last_failure = text
+            self._failing = True
+            self._failed = exc
+        if first:  # the traceback once per run of failures; a broken file fails every batch
+            log.error("history write failed; the batch is lost", exc_info=exc)
+        else:
+            log.error("history write failed again; the batch is lost: %s", text)
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, items: list[object]) -> None:
         by_type: dict[type, list[object]] = {}
@@ -422,6 +543,38 @@ class HistoryStore:
         return self._failed
 
 
+def _private_dir(path: Path) -> None:
+    """Make `path` a directory only its owner can enter: created so, or tightened if it is ours
+    (a name of the store's own, beside its file)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if path.is_dir() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o700)
+
+
+def _private_file(path: Path) -> None:
+    """The history file, 0600 from its first byte: created by DuckDB inside a fresh 0700
+    directory and moved into place (no moment in which another user could open it), or
+    tightened if it exists. Missing parent directories are created 0700; existing ones are the
+    operator's and left as they are."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)
+        wal = Path(f"{path}.wal")  # left by a crash; replayed at open
+        if wal.exists() and stat.S_IMODE(wal.stat().st_mode) & 0o077:
+            wal.chmod(0o600)
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        duckdb.connect(str(staging / path.name)).close()
+        (staging / path.name).chmod(0o600)
+        os.rename(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _frame(rows: list[object]) -> pd.DataFrame | None:
     """Records of one dataclass as a DataFrame, built column by column (dataclasses.asdict deep-
     copies every field and cost most of the write path's time); None for no records."""
@@ -435,9 +588,15 @@ def _run(cursor: duckdb.DuckDBPyConnection, sql: str, frame: pd.DataFrame, param
     """Execute `sql` with `frame` visible to it as the table `batch`; the rows it returns."""
     cursor.register("batch", frame)
     try:
-        return cursor.execute(sql, params).fetchall()
-    finally:
-        cursor.unregister("batch")
+        rows = cursor.execute(sql, params).fetchall()
+    except Exception:
+        # In the aborted transaction unregistering fails too, and its error would hide the real
+        # one; the next register of "batch" replaces the view anyway.
+        with suppress(duckdb.Error):
+            cursor.unregister("batch")
+        raise
+    cursor.unregister("batch")
+    return rows
 
 
 def _insert(cursor: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> None:

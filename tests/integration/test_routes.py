@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 import app as appmod
 from lib import services
 from lib.config import load_settings
+from lib.history.store import RoomSample
 from lib.livekit.devserver import DevServer, DevServerError, find_binary, free_port
 from lib.livekit.errors import Category
 
@@ -56,8 +57,8 @@ def serve(client: TestClient, tmp_path: Path) -> Iterator[Callable[[str, str, st
     """`serve(url, key, secret)` -> the app's client, its services rebuilt for that server as the
     lifespan builds them from the environment. They are stopped after the test."""
 
-    def start(url: str, api_key: str, api_secret: str) -> TestClient:
-        env = {
+    def start(url: str, api_key: str, api_secret: str, **extra: str) -> TestClient:
+        env = extra | {
             "LIVEKIT_URL": url,
             "LIVEKIT_API_KEY": api_key,
             "LIVEKIT_API_SECRET": api_secret,
@@ -216,3 +217,45 @@ def test_gateway_live_view_shows_the_snapshot_error_then_recovers(
         assert recovered.health.reachable is True and recovered.health.failing_since is None
     finally:
         stop_now(same)
+
+
+def test_healthz_reports_failing_history_writes_without_their_contents_and_their_recovery(
+    serve, livekit_server: DevServer
+) -> None:
+    # One collection round at the start and none during the test: only the test's batches.
+    client = serve(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret, DASHBOARD_COLLECT_SECONDS="3600")
+    svc = services.get()
+    svc.start_history()  # what the lifespan does for its own services
+    deadline = time.monotonic() + 20
+    while svc.history.query("SELECT count(*) AS n FROM server_samples")["n"].iloc[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    svc.history.flush()
+    now = datetime.now(timezone.utc)
+    # DuckDB refuses it with a message that quotes the value.
+    svc.history.submit([RoomSample(SERVER, now, "RM_private", "private-room", "mallory", 1, 0, 1)])  # type: ignore[arg-type]
+    svc.history.flush()
+
+    status, body, text = healthz(client)
+
+    assert status == 200 and body["status"] == "degraded"
+    history = body["history"]
+    assert history["failed_batches"] == 1 and history["failing"] is True and history["queued"] == 0
+    assert datetime.fromisoformat(history["last_failure_at"]) >= now
+    assert history["last_failure"] == "ConversionException"
+    assert "mallory" in svc.history.status().last_failure, "the process keeps the message"
+    assert "mallory" not in text and "private" not in text, "anyone may read /healthz"
+    collector = body["collector"]
+    assert collector == {"restarts": 0, "last_crash_at": None, "last_crash": None, "running": True}
+    assert livekit_server.api_secret not in text and livekit_server.ws_url not in text
+
+    svc.history.submit([RoomSample(SERVER, now, "RM_fine", "fine", 1, 1, 0, 1)])
+    svc.history.flush()
+    status, body, _ = healthz(client)
+    assert body["status"] == "ok"
+    assert body["history"]["failing"] is False and body["history"]["failed_batches"] == 1
+
+
+def test_healthz_of_services_without_a_history_store_says_so(serve, livekit_server: DevServer) -> None:
+    client = serve(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    _, body, _ = healthz(client)
+    assert body["history"] is None and body["collector"] is None and body["status"] == "ok"
