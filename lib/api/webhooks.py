@@ -3,6 +3,11 @@ and handed to the history store.
 
 Open without a session (lib/api/signin.OPEN_PREFIXES): the signature is the authentication. A
 rejected delivery writes nothing, and no answer or log line repeats the body or the token.
+
+Answers: 200 {"stored": n} (n = 0 for an event that is not history), 200 {"stored": 0,
+"duplicate": true} for an event already stored or queued, 400 {"error": ...} for a body that is
+not a valid event (nothing written), 401 unsigned or forged, 413 too large, 503 starting or no
+history store.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .signin import client_address
 from ..config import ServerConfig
+from ..history.webhooks import WebhookInvalid, WebhookMalformed, WebhookRejected, to_events, verify
+from .signin import client_address
 from .state import services_of
-from ..history.webhooks import WebhookMalformed, WebhookRejected, to_events, verify
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +77,17 @@ async def livekit_webhook(request: Request) -> JSONResponse:
         log.warning("webhook from %s signed by a known server but malformed: %s", client_address(request), exc)
         return _error("the body is not a LiveKit webhook event", 400)
 
+    try:
+        events = to_events(server.name, event)
+    except WebhookInvalid as exc:
+        log.warning("webhook from %s signed by %s but not valid: %s", client_address(request), server.name, exc)
+        return _error(f"the webhook event is not valid: {exc}", 400)
     history = svc.history
     if history is None:
         return _error("the history store is not running", 503)
-    events = to_events(server.name, event)
-    history.submit(events)
-    return JSONResponse({"stored": len(events)})
+    if not events:
+        return JSONResponse({"stored": 0})
+    fresh = await run_in_threadpool(history.submit_new, events)  # reads the store: off the event loop
+    if not fresh:
+        return JSONResponse({"stored": 0, "duplicate": True})
+    return JSONResponse({"stored": len(fresh)})

@@ -1,7 +1,8 @@
 """LiveKit webhooks: which configured server signed a delivery, and the history events it carries.
 
 No HTTP here: lib/api/webhooks.py reads the request and answers; this module decides whether a
-body is genuine (`verify`) and what it means (`to_events`).
+body is genuine (`verify`), whether what it says can be history (`validate`) and what it means
+(`to_events`).
 
 A delivery is signed by a JWT whose issuer is the server's API key and whose `sha256` claim is
 the hash of the body. The issuer is read from the unverified token only to pick the secret to
@@ -10,7 +11,7 @@ check it with; nothing else in the token is trusted until `WebhookReceiver` has 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import jwt
 from google.protobuf.json_format import ParseError
@@ -56,6 +57,63 @@ class WebhookMalformed(Exception):
     """The signature is good but the body is not a LiveKit WebhookEvent (HTTP 400)."""
 
 
+class WebhookInvalid(WebhookMalformed):
+    """Genuine and a WebhookEvent, but what it says cannot be history (HTTP 400): a time no
+    LiveKit server could have sent, or a subject missing."""
+
+
+# Times outside this window are a broken clock or a broken body, never an event: LiveKit did not
+# exist before 2020, and a delivery arrives seconds after the event, so an hour ahead of this
+# clock is room enough for skew between hosts.
+EARLIEST = datetime(2020, 1, 1, tzinfo=timezone.utc)
+AHEAD = timedelta(hours=1)
+
+ROOM_KINDS = (ROOM_STARTED, ROOM_FINISHED, PARTICIPANT_JOINED, PARTICIPANT_LEFT, TRACK_PUBLISHED, TRACK_UNPUBLISHED)
+PARTICIPANT_KINDS_NEEDED = (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
+TRACK_KINDS = (TRACK_PUBLISHED, TRACK_UNPUBLISHED)
+
+
+def _check_time(name: str, value: int, per_second: int, now: datetime) -> None:
+    """`value` in units of 1/per_second s since the epoch; 0 means not set. Compared as integers,
+    so a value beyond what a datetime holds is refused rather than overflowing."""
+    if value == 0:
+        return
+    low = int(EARLIEST.timestamp()) * per_second
+    high = int((now + AHEAD).timestamp()) * per_second
+    if not low <= value <= high:
+        raise WebhookInvalid(f"{name} is not a time between {EARLIEST:%Y-%m-%d} and an hour from now")
+
+
+def validate(event: WebhookEvent, now: datetime | None = None) -> None:
+    """Raise WebhookInvalid naming the first thing wrong with an event that becomes history.
+
+    Every time it carries lies between EARLIEST and an hour from `now`; an event about a room has
+    a room with a sid and a name; participant events a participant with a sid and an identity;
+    track events a track sid; job events a job id and a room (the event's or the job's). Events
+    that are not history (egress, ingress, names this version does not know) are not checked.
+    """
+    kind = KINDS.get(event.event)
+    if kind is None:
+        return
+    now = now or datetime.now(timezone.utc)
+    _check_time("createdAt", event.created_at, 1, now)
+    _check_time("room.creationTime", event.room.creation_time, 1, now)
+    _check_time("room.creationTimeMs", event.room.creation_time_ms, 1000, now)
+    _check_time("participant.joinedAt", event.participant.joined_at, 1, now)
+    _check_time("participant.joinedAtMs", event.participant.joined_at_ms, 1000, now)
+    if kind in ROOM_KINDS and not (event.room.sid and event.room.name):
+        raise WebhookInvalid(f"{event.event} needs a room with a sid and a name")
+    if kind in PARTICIPANT_KINDS_NEEDED and not (event.participant.sid and event.participant.identity):
+        raise WebhookInvalid(f"{event.event} needs a participant with a sid and an identity")
+    if kind in TRACK_KINDS and not event.track.sid:
+        raise WebhookInvalid(f"{event.event} needs a track with a sid")
+    if kind == JOB_STATE:
+        if not event.job.id:
+            raise WebhookInvalid(f"{event.event} needs a job with an id")
+        if not ((event.room.sid and event.room.name) or (event.job.room.sid and event.job.room.name)):
+            raise WebhookInvalid(f"{event.event} needs a room with a sid and a name, its own or its job's")
+
+
 def _joined_at(p: ParticipantInfo) -> datetime | None:
     return utc_from_millis(p.joined_at_ms) or utc_from_seconds(p.joined_at)
 
@@ -86,12 +144,14 @@ def _event_id(event: WebhookEvent) -> str:
     return f"wh:{event.event}:{subject}"
 
 
-def to_events(server: str, event: WebhookEvent) -> list[HistoryEvent]:
+def to_events(server: str, event: WebhookEvent, now: datetime | None = None) -> list[HistoryEvent]:
     """The history events one verified webhook from `server` carries: one, or none for an event
-    that is not history (egress, ingress, a name this version does not know)."""
+    that is not history (egress, ingress, a name this version does not know). Raises
+    WebhookInvalid for an event `validate` refuses."""
     kind = KINDS.get(event.event)
     if kind is None:
         return []
+    validate(event, now)
     room_sid = event.room.sid or event.job.room.sid
     room = event.room.name or event.job.room.name
     p = event.participant if event.HasField("participant") else event.job.participant

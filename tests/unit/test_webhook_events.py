@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models as models_pb
@@ -18,7 +20,7 @@ from lib.history.events import (
     TRACK_UNPUBLISHED,
     WEBHOOK,
 )
-from lib.history.webhooks import to_events
+from lib.history.webhooks import EARLIEST, WebhookInvalid, to_events, validate
 
 SERVER = "prod"
 ROOM = models_pb.Room(sid="RM_1", name="standup", creation_time=1_700_000_000, creation_time_ms=1_700_000_000_250)
@@ -135,3 +137,69 @@ def test_the_same_delivery_twice_gives_the_same_event():
 def test_an_event_without_livekits_id_gets_one_from_what_it_is_about():
     e = one(WebhookEvent(event="track_published", created_at=1_700_000_030, room=ROOM, participant=ALICE, track=MIC))
     assert e.event_id == "wh:track_published:TR_1"
+
+
+# ----- validation ---------------------------------------------------------------------------
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def joined(**fields) -> WebhookEvent:  # type: ignore[no-untyped-def]
+    event = WebhookEvent(event="participant_joined", id="EV_v", created_at=1_700_000_011, room=ROOM, participant=ALICE)
+    for name, value in fields.items():
+        target, _, attribute = name.rpartition("__")
+        setattr(getattr(event, target) if target else event, attribute, value)
+    return event
+
+
+def refusal(event: WebhookEvent) -> str:
+    with pytest.raises(WebhookInvalid) as caught:
+        validate(event, NOW)
+    return str(caught.value)
+
+
+def test_events_livekit_sends_are_valid():
+    for event in (
+        WebhookEvent(event="room_started", id="EV_a", created_at=1_700_000_001, room=ROOM),
+        joined(),
+        WebhookEvent(event="track_published", id="EV_t", created_at=1_700_000_030, room=ROOM, participant=ALICE, track=MIC),
+        WebhookEvent(event="agent_job_ended", id="EV_g", created_at=1_700_000_040, job=agent_pb.Job(id="AJ_1", room=ROOM)),
+        WebhookEvent(event="participant_left", id="EV_z", room=ROOM, participant=ALICE),  # no createdAt: not set, not wrong
+    ):
+        validate(event, NOW)
+
+
+def test_times_must_lie_between_livekits_beginning_and_an_hour_from_now():
+    ahead = int((NOW + timedelta(minutes=59)).timestamp())
+    validate(joined(created_at=ahead), NOW)
+    validate(joined(created_at=int(EARLIEST.timestamp())), NOW)
+    assert "createdAt" in refusal(joined(created_at=int((NOW + timedelta(minutes=61)).timestamp())))
+    assert "createdAt" in refusal(joined(created_at=int(EARLIEST.timestamp()) - 1))
+    assert "createdAt" in refusal(joined(created_at=253_402_300_800))  # 10000-01-01
+    assert "createdAt" in refusal(joined(created_at=-1))
+    assert "room.creationTime" in refusal(joined(room__creation_time=1))
+    assert "room.creationTimeMs" in refusal(joined(room__creation_time_ms=1))
+    assert "participant.joinedAt" in refusal(joined(participant__joined_at=2**62))
+    assert "participant.joinedAtMs" in refusal(joined(participant__joined_at_ms=2**62))
+
+
+def test_subjects_must_be_there():
+    assert "room with a sid and a name" in refusal(joined(room__sid=""))
+    assert "room with a sid and a name" in refusal(joined(room__name=""))
+    assert "participant with a sid and an identity" in refusal(joined(participant__sid=""))
+    assert "participant with a sid and an identity" in refusal(joined(participant__identity=""))
+    no_track = WebhookEvent(event="track_unpublished", id="EV_t", created_at=1_700_000_030, room=ROOM, participant=ALICE,
+                            track=models_pb.TrackInfo(source=models_pb.MICROPHONE))  # fmt: skip
+    assert "track with a sid" in refusal(no_track)
+    assert "job with an id" in refusal(WebhookEvent(event="agent_job_started", created_at=1_700_000_040, job=agent_pb.Job(room=ROOM)))
+    roomless_job = WebhookEvent(event="agent_job_started", created_at=1_700_000_040, job=agent_pb.Job(id="AJ_1"))
+    assert "room" in refusal(roomless_job)
+
+
+def test_events_that_are_not_history_are_not_checked():
+    validate(WebhookEvent(event="egress_started", id="EV_x", created_at=1), NOW)
+
+
+def test_to_events_refuses_what_validate_refuses():
+    with pytest.raises(WebhookInvalid):
+        to_events(SERVER, joined(created_at=253_402_300_800), now=NOW)
