@@ -84,7 +84,7 @@ chart(
      if chosen_rooms and len(chosen_rooms) > 1 and queries.rollup_grain(queries.bucket_seconds(start, end)) else ""),
     "concurrency",
     concurrency,
-    lambda f: px.line(f.melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
+    lambda f: px.line(history_ui.labelled(f, "server").melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
                       x="ts", y="count", color="server", line_dash="measure", labels={"ts": "time (UTC)"}),  # fmt: skip
     empty=concurrency["participants"].isna().all(),
 )
@@ -116,14 +116,14 @@ chart(
     "The most participants in one room sample, from the collector's room samples (their rollups for ranges over 6 hours).",
     "peak_per_room",
     data["peak_per_room"],
-    lambda f: px.bar(f, x="room", y="peak_participants", color="server"),
+    lambda f: px.bar(history_ui.labelled(f, "room", "server"), x="room", y="peak_participants", color="server"),
 )
 chart(
     "Top rooms by participant-minutes",
     "The ten rooms where participants spent the most time in the range, from participant sessions.",
     "top_rooms",
     data["top_rooms"],
-    lambda f: px.bar(f, x="participant_minutes", y="room", color="server", orientation="h"),
+    lambda f: px.bar(history_ui.labelled(f, "room", "server"), x="participant_minutes", y="room", color="server", orientation="h"),
 )
 chart(
     "Agent jobs by state",

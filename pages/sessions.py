@@ -3,7 +3,6 @@ participants with their publish and mute changes."""
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import datetime, timezone
 
@@ -16,7 +15,7 @@ from lib import services
 from lib.auth import guard
 from lib.history import sessions
 from lib.ui import history as history_ui
-from lib.ui.format import clip, clock, duration, md
+from lib.ui.format import chart_label, clip, clock, duration, md, visible
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def session_table(found: pd.DataFrame) -> pd.DataFrame:
         {
             "state": found["state"],
             "server": found["server"],
-            "room": [clip(r) for r in found["room"]],
+            "room": [clip(visible(r)) for r in found["room"]],
             "started": [clock(t) if pd.notna(t) else "" for t in found["started_at"]],
             "duration": [duration(m * 60) if pd.notna(m) else "live" for m in found["duration_min"]],
             "peak": found["peak_participants"],
@@ -46,9 +45,9 @@ def session_table(found: pd.DataFrame) -> pd.DataFrame:
 
 
 def gantt(spans: pd.DataFrame, marks: pd.DataFrame) -> go.Figure:
-    # Plotly reads a few HTML tags in labels; escaped, a name is shown as the text it is.
+    # Plotly reads a few HTML tags and entities in labels; escaped, a name is shown as the text it is.
     bars = spans.assign(
-        participant=[html.escape(i) for i in spans["identity"]],
+        participant=[chart_label(i) for i in spans["identity"]],
         end=["still in the room" if o else "estimated (noticed by a snapshot)" if e else "exact"
              for o, e in zip(spans["open"], spans["left_estimated"])],  # fmt: skip
     )
@@ -66,11 +65,11 @@ def gantt(spans: pd.DataFrame, marks: pd.DataFrame) -> go.Figure:
         figure.add_trace(
             go.Scatter(
                 x=group["ts"],
-                y=[html.escape(i) for i in group["identity"]],
+                y=[chart_label(i) for i in group["identity"]],
                 mode="markers",
                 name=kind.replace("track_", ""),
                 marker={"symbol": MARK_SYMBOLS.get(kind, "circle"), "size": 10, "color": "black"},
-                text=[html.escape(s or "") for s in group["track_source"]],
+                text=[chart_label(s or "") for s in group["track_source"]],
                 hovertemplate="%{y}<br>%{x}<br>" + kind.replace("_", " ") + " %{text}<extra></extra>",
             )
         )

@@ -1,15 +1,17 @@
 """Pieces the history pages share: the history store (or a clear word that it is not running
-here) and one time-range picker."""
+here), one time-range picker, and names made safe for a chart."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
+import pandas as pd
 import streamlit as st
 
 from ..history import queries
 from ..history.store import HistoryStore
 from ..services import Services
+from .format import chart_label
 
 CUSTOM = "custom"
 
@@ -40,3 +42,9 @@ def range_picker(key: str, default: str = "24 h") -> tuple[datetime, datetime] |
         return None
     first, last = picked
     return _utc(first), _utc(last) + timedelta(days=1)
+
+
+def labelled(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A copy of `frame` whose name columns a plotly chart draws as the text they are
+    (format.chart_label); `frame` itself, which the downloads hold, keeps the names as stored."""
+    return frame.assign(**{c: [chart_label(v) if isinstance(v, str) else v for v in frame[c]] for c in columns})

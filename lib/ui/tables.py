@@ -1,5 +1,5 @@
 """Records to DataFrames for the live pages. Long user values are clipped here; detail views
-show them whole."""
+show them whole. Names show their hidden characters (format.visible)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import streamlit as st
 
 from ..livekit.records import AgentDispatch, Participant, RoomSnapshot
 from ..livekit.summary import ServerSummary
-from .format import clip
+from .format import clip, visible
 
 
 # Column settings shared by every table that shows these frames: times read as "5 minutes ago"
@@ -23,7 +23,7 @@ COLUMNS = {
 def rooms_frame(rooms: list[RoomSnapshot]) -> pd.DataFrame:
     rows = [
         {
-            "room": clip(r.room.name),
+            "room": clip(visible(r.room.name)),
             "server": r.room.server,
             "participants": len(r.participants),
             "publishers": sum(1 for p in r.participants if p.tracks),
@@ -48,9 +48,9 @@ def participants_frame(participants: list[Participant] | tuple[Participant, ...]
             allowed.append("hidden")
         rows.append(
             {
-                "identity": clip(p.identity),
-                "name": clip(p.name),
-                "room": clip(p.room),
+                "identity": clip(visible(p.identity)),
+                "name": clip(visible(p.name)),
+                "room": clip(visible(p.room)),
                 "server": p.server,
                 "kind": p.kind,
                 "state": p.state,
@@ -69,9 +69,9 @@ def participants_frame(participants: list[Participant] | tuple[Participant, ...]
 def tracks_frame(participants: list[Participant] | tuple[Participant, ...]) -> pd.DataFrame:
     rows = [
         {
-            "participant": clip(p.identity),
+            "participant": clip(visible(p.identity)),
             "track": t.sid,
-            "name": clip(t.name),
+            "name": clip(visible(t.name)),
             "type": t.type,
             "source": t.source,
             "muted": t.muted,
@@ -89,11 +89,11 @@ def tracks_frame(participants: list[Participant] | tuple[Participant, ...]) -> p
 def dispatches_frame(dispatches: list[AgentDispatch] | tuple[AgentDispatch, ...]) -> pd.DataFrame:
     rows = []
     for d in dispatches:
-        base = {"dispatch": d.id, "agent": d.agent_name or "(automatic)", "room": clip(d.room), "server": d.server, "metadata": clip(d.metadata)}
+        base = {"dispatch": d.id, "agent": visible(d.agent_name) or "(automatic)", "room": clip(visible(d.room)), "server": d.server, "metadata": clip(d.metadata)}
         if not d.jobs:
             rows.append({**base, "job": None, "status": "no job", "participant": None, "error": None})
         for j in d.jobs:
-            rows.append({**base, "job": j.id, "status": j.status, "participant": j.participant_identity or None, "error": j.error or None})
+            rows.append({**base, "job": j.id, "status": j.status, "participant": visible(j.participant_identity) or None, "error": j.error or None})
     columns = ["dispatch", "agent", "room", "server", "job", "status", "participant", "metadata", "error"]
     return pd.DataFrame(rows, columns=columns)
 

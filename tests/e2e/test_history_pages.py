@@ -119,3 +119,44 @@ def test_sessions_page_shows_a_timeline(page: Page, traffic: Traffic) -> None:
     for who in ("alice", "bob", "carol"):
         expect(gantt.get_by_text(who, exact=True).first).to_be_attached()
     screenshot(page, "sessions")
+
+
+TRICKY_IDENTITY = 'o"neil <b>bold</b> &amp; \u202eevil'
+
+
+@pytest.fixture(scope="module")
+def tricky_room(dashboard_process: AppProcess, livekit_server: DevServer) -> Iterator[str]:
+    """A room whose participant's identity holds a quote, a tag, an entity and a right-to-left
+    override, joined once the dashboard's collector runs."""
+    pool = ParticipantPool(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    room = readable("tricky-names")
+    try:
+        pool.join(room, TRICKY_IDENTITY)
+        yield room
+    finally:
+        pool.close()
+
+
+def test_sessions_timeline_shows_a_tricky_identity_as_the_text_it_is(page: Page, tricky_room: str) -> None:
+    gantt_labels = page.locator("[data-testid='stPlotlyChart'] .yaxislayer-above .ytick text")
+    summary = page.get_by_text(re.compile(r"^Showing 1 sessions"))
+
+    def open_room() -> None:
+        search = page.get_by_role("textbox", name="Room name contains")
+        search.fill(tricky_room)
+        search.press("Enter")
+        search.blur()
+        wait_idle(page)
+
+    deadline = time.monotonic() + POLL_FOR_S
+    goto(page, "/sessions")
+    open_room()
+    while summary.count() == 0 or gantt_labels.count() == 0:
+        assert time.monotonic() < deadline, "the collector did not record the room in time"
+        page.wait_for_timeout(POLL_EVERY_S * 1000)
+        goto(page, "/sessions")
+        open_room()
+
+    # The SVG text plotly drew: no bold tspan, no decoded or doubled entity, the override shown.
+    assert gantt_labels.all_text_contents() == ['o"neil <b>bold</b> &amp; ⟨U+202E⟩evil']
+    assert page.locator("[data-testid='stPlotlyChart'] .yaxislayer-above .ytick text tspan[style*='bold']").count() == 0

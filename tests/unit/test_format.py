@@ -1,5 +1,5 @@
 from lib.config import mask_secret
-from lib.ui.format import clip, duration, md
+from lib.ui.format import chart_label, clip, duration, md, visible
 
 
 def test_markdown_and_html_in_names_is_escaped():
@@ -19,3 +19,39 @@ def test_durations_read_naturally():
 def test_secrets_are_masked_to_the_last_four_characters():
     assert mask_secret("abcdefghijklmnopqrstuvwxyz") == "••••••••wxyz"
     assert mask_secret("short") == "••••••••"
+
+
+# ----- invisible and bidi-control characters --------------------------------------------------
+
+
+def test_ordinary_names_in_any_script_are_left_alone():
+    for name in ("alice", "Zoë", "e\u0301", "مرحبا", "שלום", "名前", "😀", "a b", "tab-less", "x\u00a0y"):
+        assert visible(name) == name
+
+
+def test_bidi_controls_and_zero_width_characters_are_shown_as_markers():
+    assert visible("invoice\u202etxt.exe") == "invoice⟨U+202E⟩txt.exe"
+    for ch in ("\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\u00ad",
+               "\u202a", "\u202b", "\u202c", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\U000e0041"):  # fmt: skip
+        assert visible(f"a{ch}b") == f"a⟨U+{ord(ch):04X}⟩b"
+
+
+def test_control_characters_and_line_separators_are_shown_as_markers():
+    assert visible("a\x00b\x1bc\x7fd\x85e\x9ff") == "a⟨U+0000⟩b⟨U+001B⟩c⟨U+007F⟩d⟨U+0085⟩e⟨U+009F⟩f"
+    assert visible("two\nlines\r\tx") == "two⟨U+000A⟩lines⟨U+000D⟩⟨U+0009⟩x"
+    assert visible("a\u2028b\u2029c") == "a⟨U+2028⟩b⟨U+2029⟩c"
+
+
+def test_blank_looking_fillers_are_shown_as_markers():
+    assert visible("\u3164") == "⟨U+3164⟩" and visible("a\u115fb\u034f") == "a⟨U+115F⟩b⟨U+034F⟩"
+
+
+def test_markdown_shows_the_markers_as_text():
+    assert md("bob\u202e") == "bob⟨U\\+202E⟩"
+
+
+def test_chart_labels_escape_exactly_what_plotly_reads_as_markup():
+    # plotly.js reads <b>-like tags and &...; entities (only amp, lt, gt and a few others):
+    # a quote or an apostrophe is plain text there and must stay one.
+    assert chart_label('o"neil <b>x</b> &amp; it\'s\u202e') == "o\"neil &lt;b&gt;x&lt;/b&gt; &amp;amp; it's⟨U+202E⟩"
+    assert chart_label("a&lt;b") == "a&amp;lt;b"
