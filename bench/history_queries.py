@@ -97,7 +97,8 @@ def measure(path: Path, runs: int) -> dict[str, object]:
         if stop - start <= timedelta(days=7):
             p50, p95, rows = _time(lambda: queries._concurrency_from_samples(store, start, stop, step, None, None), runs)
             results.append({"query": "baseline: concurrency from raw samples", "range": label, "rooms": "all", "p50": p50, "p95": p95, "rows": rows})
-    for name, call in (("filter: servers", lambda: queries.servers(store)), ("filter: rooms", lambda: queries.rooms(store))):
+    for name, call in (("filter: servers", lambda: queries.servers(store)), ("filter: rooms", lambda: queries.rooms(store)),
+                       ("History page: history start", lambda: [queries.history_start(store)])):
         p50, p95, rows = _time(call, runs)
         results.append({"query": name, "range": "-", "rooms": "all", "p50": p50, "p95": p95, "rows": rows})
     busiest = store.query("SELECT server, room_sid FROM participant_sessions GROUP BY ALL ORDER BY count(*) DESC LIMIT 1")

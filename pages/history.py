@@ -55,25 +55,29 @@ except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short m
     st.stop()
 if span is None:
     st.stop()
-start, end = span
-args = (store, start, end, chosen_servers, chosen_rooms)
-st.caption(f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, in buckets of {timedelta(seconds=queries.bucket_seconds(start, end))}")
-
+picked_start, end = span
 try:
+    charted = queries.chart_span(picked_start, end, queries.history_start(store), svc.settings.collect_seconds)
+    start, step = charted.start, charted.step
+    args = (store, start, end, chosen_servers, chosen_rooms)
     data = {
-        "concurrency": queries.concurrency(*args),
+        "concurrency": queries.concurrency(*args, step=step),
         "participant_minutes": queries.participant_minutes_per_day(*args),
         "sessions_per_day": queries.sessions_per_day(*args),
         "session_durations": queries.session_durations(*args),
         "peak_per_room": queries.peak_per_room(*args),
         "top_rooms": queries.top_rooms(*args),
-        "jobs_by_state": queries.jobs_by_state(*args),
-        "tracks_by_source": queries.tracks_by_source(*args),
+        "jobs_by_state": queries.jobs_by_state(*args, step=step),
+        "tracks_by_source": queries.tracks_by_source(*args, step=step),
     }
 except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short message
-    log.exception("history queries failed for %s to %s", start, end)
+    log.exception("history queries failed for %s to %s", picked_start, end)
     st.error("The history store could not be read; see the server log.")
     st.stop()
+st.caption(f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC, in buckets of {timedelta(seconds=step)}")
+if charted.raised:
+    st.caption(f"History starts {start:%Y-%m-%d %H:%M:%S} UTC, so the charts begin there rather than at the range's "
+               f"{picked_start:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
 
 concurrency = data["concurrency"]
 chart(
@@ -81,11 +85,13 @@ chart(
     "The most seen at once per bucket, from the collector's server and room samples (per-minute and "
     "per-hour rollups for buckets of a minute or more). Breaks are outages or times nothing was collected, not zeros. "
     + ("With several rooms chosen, buckets of a minute or more add up each room's busiest moment: an upper bound. "
-     if chosen_rooms and len(chosen_rooms) > 1 and queries.rollup_grain(queries.bucket_seconds(start, end)) else ""),
+     if chosen_rooms and len(chosen_rooms) > 1 and queries.rollup_grain(step) else ""),
     "concurrency",
     concurrency,
-    lambda f: px.line(history_ui.labelled(f, "server").melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
-                      x="ts", y="count", color="server", line_dash="measure", labels={"ts": "time (UTC)"}),  # fmt: skip
+    lambda f: history_ui.time_axis(history_ui.marked_when_few(
+        px.line(history_ui.labelled(f, "server").melt(id_vars=["ts", "server"], value_vars=["rooms", "participants"], var_name="measure", value_name="count"),
+                x="ts", y="count", color="server", line_dash="measure", labels={"ts": "time (UTC)"}),
+        start, end, step), start, end),  # fmt: skip
     empty=concurrency["participants"].isna().all(),
 )
 chart(
@@ -93,14 +99,14 @@ chart(
     "Time participants spent in rooms, per UTC day, from sessions built from join and leave events; open sessions count up to now.",
     "participant_minutes",
     data["participant_minutes"],
-    lambda f: px.bar(f, x="day", y="participant_minutes"),
+    lambda f: history_ui.day_axis(px.bar(f, x="day", y="participant_minutes"), start, end),
 )
 chart(
     "Room sessions per day",
     "Rooms started per UTC day, from room_started events (or a room's first participant when its start was missed).",
     "sessions_per_day",
     data["sessions_per_day"],
-    lambda f: px.bar(f, x="day", y="sessions"),
+    lambda f: history_ui.day_axis(px.bar(f, x="day", y="sessions"), start, end),
 )
 chart(
     "Participant session durations",
@@ -130,12 +136,12 @@ chart(
     "Agent job state changes per bucket, from agent_job_state events.",
     "jobs_by_state",
     data["jobs_by_state"],
-    lambda f: px.bar(f, x="ts", y="events", color="job_status", labels={"ts": "time (UTC)"}),
+    lambda f: history_ui.time_axis(history_ui.bucket_bars(px.bar(f, x="ts", y="events", color="job_status", labels={"ts": "time (UTC)"}), step), start, end),
 )
 chart(
     "Tracks published by source",
     "Tracks published per bucket, each counted once at its first report (a webhook, or a snapshot that found it).",
     "tracks_by_source",
     data["tracks_by_source"],
-    lambda f: px.bar(f, x="ts", y="events", color="track_source", labels={"ts": "time (UTC)"}),
+    lambda f: history_ui.time_axis(history_ui.bucket_bars(px.bar(f, x="ts", y="events", color="track_source", labels={"ts": "time (UTC)"}), step), start, end),
 )

@@ -11,6 +11,7 @@ into SQL is this module's own column names.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -24,14 +25,77 @@ TOP_ROOMS = 10
 PRESETS = {"1 h": timedelta(hours=1), "24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
 
 
-def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> int:
-    """The bucket width for at most about `max_points` buckets: range / max_points rounded up to
-    a whole second below a minute, a whole minute below an hour, else a whole hour."""
-    raw = max((end - start).total_seconds() / max_points, 1.0)
+# The least a chart spans: a history begun seconds ago is still drawn over a readable stretch.
+MIN_SPAN = timedelta(minutes=1)
+
+
+def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS, floor: float = 1.0) -> int:
+    """The bucket width for at most about `max_points` buckets, and at least `floor` seconds:
+    range / max_points rounded up to a whole second below a minute, a whole minute below an
+    hour, else a whole hour."""
+    raw = max((end - start).total_seconds() / max_points, floor, 1.0)
     for unit in (1, 60, 3600):
         if raw <= unit * 60 or unit == 3600:
             return int(math.ceil(raw / unit) * unit)
     raise AssertionError("unreachable")
+
+
+def chart_step(start: datetime, end: datetime, collect_seconds: float) -> int:
+    """The bucket for charting [start, end): `bucket_seconds`, but never under two collector
+    intervals. Samples are taken every interval give or take the snapshot's own time, so buckets
+    of one interval would now and then hold none, and a line would break where nothing failed."""
+    return bucket_seconds(start, end, floor=2 * collect_seconds)
+
+
+@dataclass(frozen=True)
+class ChartSpan:
+    """What the History charts cover: `start` is the range's start, or later (`raised`) when the
+    history begins inside the range; `step` is the bucket in seconds."""
+
+    start: datetime
+    end: datetime
+    step: int
+    raised: bool
+
+
+def chart_span(start: datetime, end: datetime, history_began: datetime | None, collect_seconds: float) -> ChartSpan:
+    """Chart [start, end) from where there is data: a range that begins before the history does
+    starts at the history's first bucket (at least MIN_SPAN before the end), so a few minutes of
+    history fill the chart instead of a sliver at its right edge."""
+    if history_began is None or history_began <= start:
+        return ChartSpan(start, end, chart_step(start, end, collect_seconds), False)
+    began = min(history_began, end - MIN_SPAN)
+    step = chart_step(began, end, collect_seconds)
+    aligned = _floor(began, timedelta(seconds=step))  # buckets on whole steps
+    return ChartSpan(max(start, aligned), end, step, aligned > start)
+
+
+def history_start(store: HistoryStore) -> datetime | None:
+    """When the history begins: the earliest sample, event or session start it holds. Rollups
+    count where they reach further back than the samples (pruned sooner), but only then: their
+    buckets are whole minutes or hours, earlier than the first sample in them."""
+    found = store.query(
+        """SELECT (SELECT min(ts) FROM server_samples) AS samples,
+                  (SELECT min(bucket) FROM server_rollup WHERE grain = 'minute') AS minutes,
+                  (SELECT min(bucket) FROM server_rollup WHERE grain = 'hour') AS hours,
+                  least((SELECT min(ts) FROM events), (SELECT min(started_at) FROM room_sessions),
+                        (SELECT min(joined_at) FROM participant_sessions)) AS others"""
+    ).iloc[0]
+    first = _timestamp(found["samples"])
+    for coarse, unit in ((_timestamp(found["minutes"]), timedelta(minutes=1)), (_timestamp(found["hours"]), timedelta(hours=1))):
+        if coarse is not None and (first is None or coarse < _floor(first, unit)):
+            first = coarse
+    others = _timestamp(found["others"])
+    return min((t for t in (first, others) if t is not None), default=None)
+
+
+def _timestamp(value: object) -> datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()  # type: ignore[arg-type]
+
+
+def _floor(ts: datetime, unit: timedelta) -> datetime:
+    seconds = unit.total_seconds()
+    return datetime.fromtimestamp(math.floor(_epoch(ts) / seconds) * seconds, timezone.utc)
 
 
 def _epoch(value: datetime) -> float:
@@ -115,13 +179,15 @@ def _concurrency_from_rollups(store: HistoryStore, grain: str, start: datetime, 
     return frame
 
 
-def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+                step: int | None = None) -> pd.DataFrame:
     """Per server and time bucket, the most rooms and participants seen at once (columns ts,
     server, rooms, participants). Every bucket of every server with data in the range has a row;
     a bucket without a successful sample (an outage, a recorded gap, the collector not running)
     has NULL values, so a chart shows a break, never an invented zero. Buckets of a minute or
-    more read the rollups, so any range reads a bounded number of rows."""
-    step = bucket_seconds(start, end)
+    more read the rollups, so any range reads a bounded number of rows. `step` is the bucket in
+    seconds (bucket_seconds of the range when not given)."""
+    step = step or bucket_seconds(start, end)
     grain = rollup_grain(step)
     if grain is not None:
         return _concurrency_from_rollups(store, grain, start, end, step, servers, rooms)
@@ -276,11 +342,11 @@ def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: 
 
 
 def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start: datetime, end: datetime,
-               servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+               servers: list[str] | None, rooms: list[str] | None, step: int | None) -> pd.DataFrame:
     """Changes of one kind per bucket. A change seen both in a webhook and between two snapshots
     is stored once per source, so what is counted is distinct `subject`s (a track, a job state),
     each at its earliest time."""
-    step = bucket_seconds(start, end)
+    step = step or bucket_seconds(start, end)
     t0 = _epoch(start)
     where, params = _filters(servers, rooms)
     return store.query(
@@ -294,16 +360,18 @@ def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start:
     )
 
 
-def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+                  step: int | None = None) -> pd.DataFrame:
     """Agent job state changes per time bucket and job status (columns ts, job_status, events)."""
-    return _events_by(store, JOB_STATE, "job_status", "job_id || ':' || job_status", start, end, servers, rooms)
+    return _events_by(store, JOB_STATE, "job_status", "job_id || ':' || job_status", start, end, servers, rooms, step)
 
 
-def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+                     step: int | None = None) -> pd.DataFrame:
     """Tracks published per time bucket and track source (columns ts, track_source, events),
     from the tracks table: one row per track, at its earliest publication, however many sources
     reported it."""
-    step = bucket_seconds(start, end)
+    step = step or bucket_seconds(start, end)
     t0 = _epoch(start)
     where, params = _filters(servers, rooms)
     return store.query(

@@ -1,11 +1,15 @@
 """Pieces the history pages share: the history store (or a clear word that it is not running
-here), one time-range picker, and names made safe for a chart."""
+here), one time-range picker, names made safe for a chart, and the layout of time axes and bars:
+explicit ranges, bar widths and tick formats, because plotly's own guesses go wrong on little
+data (one bar a millisecond wide, ticks like 23:59:59.9996)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from ..history import queries
@@ -48,3 +52,60 @@ def labelled(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """A copy of `frame` whose name columns a plotly chart draws as the text they are
     (format.chart_label); `frame` itself, which the downloads hold, keeps the names as stored."""
     return frame.assign(**{c: [chart_label(v) if isinstance(v, str) else v for v in frame[c]] for c in columns})
+
+
+DAY_MS = 86_400_000
+# Tick labels by how far apart plotly puts the ticks (ms): seconds only while they are under a
+# minute apart, which happens only when the span is minutes; the day under hours, as soon as
+# the ticks are hours apart and the span may cross a midnight.
+TIME_TICKS = (
+    {"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+    {"dtickrange": [60_000, 3_600_000], "value": "%H:%M"},
+    {"dtickrange": [3_600_000, DAY_MS], "value": "%H:%M<br>%b %-d"},
+    {"dtickrange": [DAY_MS, None], "value": "%b %-d"},
+)
+MAX_DAY_LABELS = 12
+FEW_BUCKETS = 60
+DAY_BAR = 0.8
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    # plotly.js has no time zones: everything on a chart is UTC written without an offset.
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def time_axis(figure: go.Figure, start: datetime, end: datetime) -> go.Figure:
+    """The x axis spans exactly [start, end], with ticks labelled to suit the span."""
+    return figure.update_xaxes(
+        type="date", range=[_naive_utc(start), _naive_utc(end)], tickformatstops=list(TIME_TICKS),
+        hoverformat="%Y-%m-%d %H:%M:%S",
+    )  # fmt: skip
+
+
+def marked_when_few(figure: go.Figure, start: datetime, end: datetime, step: int) -> go.Figure:
+    """Lines that also mark each bucket while [start, end) holds at most FEW_BUCKETS: in a new
+    history a lone bucket between breaks (or the only one yet) is drawn as a dot, not nothing."""
+    if (end - start).total_seconds() / step <= FEW_BUCKETS:
+        figure.update_traces(selector={"type": "scatter"}, mode="lines+markers")
+    return figure
+
+
+def bucket_bars(figure: go.Figure, step: int) -> go.Figure:
+    """Each bar covers its bucket, [ts, ts + step), whatever the number of bars."""
+    return figure.update_traces(selector={"type": "bar"}, width=step * 1000, offset=0)
+
+
+def day_axis(figure: go.Figure, start: datetime, end: datetime) -> go.Figure:
+    """For bars per UTC day: each bar stands in the middle of its day, DAY_BAR of it wide (so
+    days read as separate bars, and one day alone as a bar rather than a filled chart); the axis
+    shows the whole days that [start, end) touches, one label per day (or every few days) under
+    the middle of its day."""
+    first = _naive_utc(start).replace(hour=0, minute=0, second=0, microsecond=0)
+    last_moment = _naive_utc(end) - timedelta(microseconds=1)
+    after = last_moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    days = max(1, (after - first).days)
+    figure.update_traces(selector={"type": "bar"}, width=round(DAY_BAR * DAY_MS), offset=round((1 - DAY_BAR) / 2 * DAY_MS))
+    return figure.update_xaxes(
+        type="date", range=[first, after], tick0=first, dtick=math.ceil(days / MAX_DAY_LABELS) * DAY_MS,
+        tickformat="%b %-d", ticklabelmode="period", hoverformat="%Y-%m-%d",
+    )  # fmt: skip

@@ -5,6 +5,7 @@ events. Numbers are checked against values worked out by hand."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -265,3 +266,86 @@ def test_without_a_history_store_the_page_says_it_is_not_running(dashboard: Serv
     app = run_page(cookie_for(dashboard, "operator"))
     assert [i.value for i in app.info] == ["History is collected by the dashboard's server process; it is not running here."]
     assert not app.get("plotly_chart")
+
+
+# ----- a history a few minutes old ----------------------------------------------------------
+
+FRESH_SERVER = "fresh"
+TRICKY_ROOM = 'o"neil <b>room</b> &amp; \u202eevil'
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[tuple[Services, datetime]]:
+    """Services over a store whose history began three minutes ago: a sample every 5 s (as the
+    default collector takes them), a room with two people, a track published. Yields the
+    services and the first sample's time."""
+    first = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=3, seconds=2)
+    items: list[object] = []
+    for i in range(36):
+        ts = first + timedelta(seconds=5 * i)
+        items += [ServerSample(FRESH_SERVER, ts, True, 1, 2, None), RoomSample(FRESH_SERVER, ts, "RM_fresh", TRICKY_ROOM, 2, 1, 0, 1)]
+    items += [
+        HistoryEvent("ev-fresh-1", FRESH_SERVER, first, WEBHOOK, ROOM_STARTED, "RM_fresh", TRICKY_ROOM),
+        HistoryEvent("ev-fresh-2", FRESH_SERVER, first, WEBHOOK, PARTICIPANT_JOINED, "RM_fresh", TRICKY_ROOM, "PA_x", "xena", "standard"),
+        HistoryEvent("ev-fresh-3", FRESH_SERVER, first + timedelta(seconds=20), WEBHOOK, PARTICIPANT_JOINED, "RM_fresh", TRICKY_ROOM, "PA_y", "yuri", "standard"),
+        HistoryEvent("ev-fresh-4", FRESH_SERVER, first + timedelta(seconds=21), WEBHOOK, TRACK_PUBLISHED, "RM_fresh", TRICKY_ROOM,
+                     "PA_y", "yuri", "standard", "TR_y", "microphone"),  # fmt: skip
+    ]
+    env = {"DASHBOARD_DATA_DIR": str(tmp_path / "data"), "DASHBOARD_SECRET_KEY": "test-secret-key-for-the-history-page"}
+    services.stop()
+    svc = services.start(load_settings(env, tmp_path / "none.toml"))
+    svc.history = HistoryStore(tmp_path / "fresh.duckdb")
+    svc.history.submit(items)
+    svc.history.flush()
+    assert svc.history.status().failed_batches == 0
+    try:
+        yield svc, first
+    finally:
+        services.stop()  # closes the store too
+
+
+CHART_NAMES = ("concurrency", "participant_minutes", "sessions_per_day", "session_durations", "peak_per_room", "top_rooms",
+               "jobs_by_state", "tracks_by_source")  # fmt: skip
+
+
+def figures(app: AppTest) -> dict[str, dict]:
+    """Each chart's plotly figure by the chart's name (the page keys each chart `<name>_chart`,
+    and Streamlit ends the element's id with its key)."""
+    found = {}
+    for chart in app.get("plotly_chart"):
+        [name] = [n for n in CHART_NAMES if chart.proto.id.endswith(f"-{n}_chart")]
+        found[name] = json.loads(chart.proto.spec)
+    return found
+
+
+def test_a_new_history_is_charted_from_where_it_begins_in_buckets_of_whole_samples(fresh) -> None:  # type: ignore[no-untyped-def]
+    svc, first = fresh
+    app = run_page(cookie_for(svc, "analyst"))  # the default range: 24 h
+    charts = figures(app)
+    begins = first.replace(second=first.second - first.second % 10)  # the first whole 10 s bucket
+
+    assert any(c.value.startswith(f"History starts {begins:%Y-%m-%d %H:%M:%S} UTC") for c in app.caption), [c.value for c in app.caption]
+    line = charts["concurrency"]
+    assert line["layout"]["xaxis"]["range"][0].startswith(f"{begins:%Y-%m-%dT%H:%M:%S}")
+    points = [y for trace in line["data"] for y in trace["y"]]
+    assert None not in points[: len(points) - 1], "a bucket per two samples: no invented breaks before the last"
+    assert {trace["mode"] for trace in line["data"]} == {"lines+markers"}
+
+    tracks = charts["tracks_by_source"]
+    assert [(bar["width"], bar["offset"]) for bar in tracks["data"]] == [(10_000, 0)]
+    assert tracks["layout"]["xaxis"]["range"][0].startswith(f"{begins:%Y-%m-%dT%H:%M:%S}")
+    assert {s["value"] for s in tracks["layout"]["xaxis"]["tickformatstops"]} == {"%H:%M:%S", "%H:%M", "%H:%M<br>%b %-d", "%b %-d"}
+
+    for name in ("participant_minutes", "sessions_per_day"):
+        day = charts[name]
+        assert [(bar["width"], bar["offset"]) for bar in day["data"]] == [(69_120_000, 8_640_000)]
+        assert day["layout"]["xaxis"]["range"][0].startswith(f"{begins:%Y-%m-%d}T00:00:00")
+        assert day["layout"]["xaxis"]["tickformat"] == "%b %-d"
+
+
+def test_chart_labels_show_a_room_name_as_the_text_it_is(fresh) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = fresh
+    charts = figures(run_page(cookie_for(svc, "analyst")))
+    label = 'o"neil &lt;b&gt;room&lt;/b&gt; &amp;amp; ⟨U+202E⟩evil'
+    assert [x for bar in charts["peak_per_room"]["data"] for x in bar["x"]] == [label]
+    assert [y for bar in charts["top_rooms"]["data"] for y in bar["y"]] == [label]

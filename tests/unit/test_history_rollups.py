@@ -60,3 +60,24 @@ def test_a_room_filter_on_rollups_adds_each_rooms_busiest_moment(store):
     both = queries.concurrency(store, start, end, None, ["alpha", "beta"])
     # An upper bound when several rooms are chosen: at most alpha's 6 plus beta's 3 per bucket.
     assert both["participants"].max() <= 9
+
+
+def test_history_begins_at_the_first_sample_and_the_rollups_keep_that_once_samples_are_pruned(store):
+    assert queries.history_start(store) == T0
+    store.submit([Prune(T0 + timedelta(days=1))])  # raw samples of the first day go
+    store.flush()
+    assert queries.history_start(store) == T0, "the minute rollups still reach back"
+    store.submit([Prune(T0 + timedelta(days=1), "minute_rollups")])
+    store.flush()
+    assert queries.history_start(store) == T0, "and the hour rollups after them"
+
+
+def test_history_starts_at_the_first_sample_not_at_its_rollups_whole_hour(tmp_path):
+    s = HistoryStore(tmp_path / "h.duckdb")
+    try:
+        first = T0 + timedelta(minutes=37, seconds=11)
+        s.submit([ServerSample("lk", first, True, 0, 0, None), ServerSample("lk", first + timedelta(seconds=5), True, 0, 0, None)])
+        s.flush()
+        assert queries.history_start(s) == first
+    finally:
+        s.close()
