@@ -6,8 +6,8 @@ rejected delivery writes nothing, and no answer or log line repeats the body or 
 
 Answers: 200 {"stored": n} (n = 0 for an event that is not history), 200 {"stored": 0,
 "duplicate": true} for an event already stored or queued, 400 {"error": ...} for a body that is
-not a valid event (nothing written), 401 unsigned or forged, 413 too large, 503 starting or no
-history store.
+not a valid event (nothing written), 401 unsigned or forged, 413 too large, 503 starting, no
+history store, or one that cannot be read.
 """
 
 from __future__ import annotations
@@ -87,7 +87,11 @@ async def livekit_webhook(request: Request) -> JSONResponse:
         return _error("the history store is not running", 503)
     if not events:
         return JSONResponse({"stored": 0})
-    fresh = await run_in_threadpool(history.submit_new, events)  # reads the store: off the event loop
+    try:
+        fresh = await run_in_threadpool(history.submit_new, events)  # reads the store: off the event loop
+    except Exception:  # noqa: BLE001 - ours: logged; a 5xx makes LiveKit deliver it again
+        log.exception("webhook from %s: the history store could not be read", client_address(request))
+        return _error("the history store could not be read", 503)
     if not fresh:
         return JSONResponse({"stored": 0, "duplicate": True})
     return JSONResponse({"stored": len(fresh)})

@@ -392,3 +392,17 @@ def test_events_that_are_not_history_are_acknowledged_and_not_stored(hooks):
     response = hooks.post(body, sign(body, hooks.server.api_key, hooks.server.api_secret))
     assert response.status_code == 200 and response.json() == {"stored": 0}
     assert hooks.rows("SELECT * FROM events WHERE event_id = 'wh:EV_egress'").empty
+
+
+def test_a_store_that_cannot_be_read_answers_503_so_livekit_tries_again(hooks, tmp_path):
+    broken = HistoryStore(tmp_path / "broken.duckdb")
+    broken._conn.close()  # the lookup of the event's id fails
+    services.get().history = broken
+    try:
+        body = event_body("EV_broken_store")
+        response = hooks.post(body, sign(body, hooks.server.api_key, hooks.server.api_secret))
+    finally:
+        services.get().history = hooks.store
+        broken.close()
+    assert response.status_code == 503 and response.json() == {"error": "the history store could not be read"}
+    assert hooks.handmade_count() == 0
