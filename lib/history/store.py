@@ -340,7 +340,7 @@ class HistoryStore:
     def _write_batches(self, cursor: duckdb.DuckDBPyConnection, batches: list[list[object]]) -> None:
         """All of `batches` in one transaction; after a failure, each on its own."""
         try:
-            self._write_logged(cursor, [item for batch in batches for item in batch])
+            self._write_and_record(cursor, [item for batch in batches for item in batch])
             return
         except Exception as exc:  # noqa: BLE001 - counted below; the thread lives on for the next batch
             if len(batches) == 1:
@@ -349,11 +349,11 @@ class HistoryStore:
             log.warning("history write of %d batches together failed (%s); writing them one by one", len(batches), type(exc).__name__)
         for batch in batches:
             try:
-                self._write_logged(cursor, batch)
+                self._write_and_record(cursor, batch)
             except Exception as exc:  # noqa: BLE001 - as above
                 self._failed_write(exc)
 
-    def _write_logged(self, cursor: duckdb.DuckDBPyConnection, items: list[object]) -> None:
+    def _write_and_record(self, cursor: duckdb.DuckDBPyConnection, items: list[object]) -> None:
         self._keep_wal_private()
         self._write(cursor, items)
         with self._idle:
