@@ -1,5 +1,9 @@
+from livekit.protocol import models as models_pb
+
 from lib.config import mask_secret
+from lib.livekit.records import participant_from_proto
 from lib.ui.format import chart_label, clip, duration, md, visible
+from lib.ui.tables import participants_frame, tracks_frame
 
 
 def test_markdown_and_html_in_names_is_escaped():
@@ -55,3 +59,13 @@ def test_chart_labels_escape_exactly_what_plotly_reads_as_markup():
     # a quote or an apostrophe is plain text there and must stay one.
     assert chart_label('o"neil <b>x</b> &amp; it\'s\u202e') == "o\"neil &lt;b&gt;x&lt;/b&gt; &amp;amp; it's⟨U+202E⟩"
     assert chart_label("a&lt;b") == "a&amp;lt;b"
+
+
+def test_live_tables_show_hidden_characters_in_names():
+    info = models_pb.ParticipantInfo(sid="PA_1", identity="ad\u202emin", name="Zero\u200bWidth",
+                                     tracks=[models_pb.TrackInfo(sid="TR_1", name="mic\u2066", type=models_pb.AUDIO)])  # fmt: skip
+    p = participant_from_proto("s1", "room\u200d", info)
+    row = participants_frame([p]).iloc[0]
+    assert (row["identity"], row["name"], row["room"]) == ("ad⟨U+202E⟩min", "Zero⟨U+200B⟩Width", "room⟨U+200D⟩")
+    track = tracks_frame([p]).iloc[0]
+    assert (track["participant"], track["name"]) == ("ad⟨U+202E⟩min", "mic⟨U+2066⟩")
