@@ -75,9 +75,9 @@ except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short m
     st.error("The history store could not be read; see the server log.")
     st.stop()
 st.caption(f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC, in buckets of {timedelta(seconds=step)}")
-if charted.raised:
-    st.caption(f"History starts {start:%Y-%m-%d %H:%M:%S} UTC, so the charts begin there rather than at the range's "
-               f"{picked_start:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
+if charted.raised and charted.began is not None:
+    st.caption(f"History starts {charted.began:%Y-%m-%d %H:%M:%S} UTC, so the charts begin at {start:%H:%M:%S} rather than at "
+               f"the range's {picked_start:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
 
 concurrency = data["concurrency"]
 chart(

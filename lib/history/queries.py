@@ -50,12 +50,14 @@ def chart_step(start: datetime, end: datetime, collect_seconds: float) -> int:
 @dataclass(frozen=True)
 class ChartSpan:
     """What the History charts cover: `start` is the range's start, or later (`raised`) when the
-    history begins inside the range; `step` is the bucket in seconds."""
+    history begins inside the range (`began`, None without any history); `step` is the bucket
+    in seconds."""
 
     start: datetime
     end: datetime
     step: int
     raised: bool
+    began: datetime | None = None
 
 
 def chart_span(start: datetime, end: datetime, history_began: datetime | None, collect_seconds: float) -> ChartSpan:
@@ -63,11 +65,11 @@ def chart_span(start: datetime, end: datetime, history_began: datetime | None, c
     starts at the history's first bucket (at least MIN_SPAN before the end), so a few minutes of
     history fill the chart instead of a sliver at its right edge."""
     if history_began is None or history_began <= start:
-        return ChartSpan(start, end, chart_step(start, end, collect_seconds), False)
-    began = min(history_began, end - MIN_SPAN)
-    step = chart_step(began, end, collect_seconds)
-    aligned = _floor(began, timedelta(seconds=step))  # buckets on whole steps
-    return ChartSpan(max(start, aligned), end, step, aligned > start)
+        return ChartSpan(start, end, chart_step(start, end, collect_seconds), False, history_began)
+    charted = min(history_began, end - MIN_SPAN)
+    step = chart_step(charted, end, collect_seconds)
+    aligned = _floor(charted, timedelta(seconds=step))  # buckets on whole steps
+    return ChartSpan(max(start, aligned), end, step, aligned > start, history_began)
 
 
 def history_start(store: HistoryStore) -> datetime | None:

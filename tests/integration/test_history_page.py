@@ -324,7 +324,8 @@ def test_a_new_history_is_charted_from_where_it_begins_in_buckets_of_whole_sampl
     charts = figures(app)
     begins = first.replace(second=first.second - first.second % 10)  # the first whole 10 s bucket
 
-    assert any(c.value.startswith(f"History starts {begins:%Y-%m-%d %H:%M:%S} UTC") for c in app.caption), [c.value for c in app.caption]
+    said = f"History starts {first:%Y-%m-%d %H:%M:%S} UTC, so the charts begin at {begins:%H:%M:%S} rather than at the range's"
+    assert any(c.value.startswith(said) for c in app.caption), [c.value for c in app.caption]
     line = charts["concurrency"]
     assert line["layout"]["xaxis"]["range"][0].startswith(f"{begins:%Y-%m-%dT%H:%M:%S}")
     points = [y for trace in line["data"] for y in trace["y"]]

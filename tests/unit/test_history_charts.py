@@ -30,7 +30,7 @@ def test_no_history_at_all_keeps_the_range() -> None:
 def test_a_new_history_is_charted_from_its_first_data_on_a_whole_bucket() -> None:
     first = END - timedelta(minutes=4, seconds=7, milliseconds=300)  # 11:55:52.700
     span = queries.chart_span(END - DAY, END, first, collect_seconds=5)
-    assert span.raised and span.end == END
+    assert span.raised and span.end == END and span.began == first
     assert span.step == 10, "never under two collector intervals: every bucket holds a sample"
     assert span.start == datetime(2026, 6, 1, 11, 55, 50, tzinfo=timezone.utc)
 
@@ -38,6 +38,7 @@ def test_a_new_history_is_charted_from_its_first_data_on_a_whole_bucket() -> Non
 def test_a_history_begun_seconds_ago_is_charted_over_a_minute() -> None:
     span = queries.chart_span(END - DAY, END, END - timedelta(seconds=3), collect_seconds=5)
     assert span.raised and span.start == END - queries.MIN_SPAN and span.step == 10
+    assert span.began == END - timedelta(seconds=3), "what the page says the history starts at"
 
 
 def test_the_bucket_follows_the_collector_interval_and_rounds_to_a_whole_unit() -> None:
