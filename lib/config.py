@@ -57,6 +57,9 @@ def mask_secret(secret: str) -> str:
 
 def validate_url(url: str) -> str:
     url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("ws", "wss", "http", "https"):
+        url = f"{scheme.lower()}://{rest}"  # a scheme's letter case does not matter (WS:// is ws://)
     if not url.startswith(("ws://", "wss://", "http://", "https://")):
         raise ConfigError("a LiveKit URL starts with ws://, wss://, http:// or https://")
     if len(url) > 2048 or any(c.isspace() for c in url):

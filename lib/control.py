@@ -67,6 +67,10 @@ class LiveControl:
             _check_length("metadata", metadata, MAX_METADATA)
             if min(empty_timeout, departure_timeout, max_participants) < 0:
                 raise Invalid("Timeouts and the participant limit cannot be negative.")
+            # LiveKit answers a create of an existing room with that room, unchanged: say so
+            # rather than report settings that were never applied.
+            if self._gateway.find_room(server, name) is not None:
+                raise Invalid(f"A room named '{name}' already exists on {server}; its settings were not changed.")
             return self._gateway.create_room(
                 server,
                 name,

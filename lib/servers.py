@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .auth.policy import Actor, ActionError, Invalid, Policy
+from .auth.policy import Actor, ActionError, Invalid, Outcome, Policy
 from .config import ConfigError, ServerConfig, validate_url
 from .livekit.gateway import ConnectionResult, LiveKitGateway
 from .models import ChangeVersion, StoredServer
@@ -69,15 +70,27 @@ def validate_credentials(url: str, api_key: str, api_secret: str | None) -> tupl
     return url, api_key
 
 
+def _addresses(host: str) -> set[str]:
+    """The addresses a host name stands for (itself when it does not resolve)."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)} or {host}
+    except (OSError, UnicodeError):
+        return {host}
+
+
 def same_server(a: ServerConfig, url: str, api_key: str) -> bool:
     """Whether `url` with `api_key` reaches the server `a` describes: ws and http spellings of
-    one address, a default port written or not, and letter case of the host are the same."""
+    one address, a default port written or not, letter case, and two names of one address
+    (localhost and 127.0.0.1) are the same."""
 
     def where(u: str) -> tuple[str, str, int | None, str]:
         parts = urlsplit(ServerConfig("", u, "", "").http_url)
         return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme), parts.path.rstrip("/")
 
-    return a.api_key == api_key and where(a.url) == where(url)
+    (scheme_a, host_a, port_a, path_a), (scheme_b, host_b, port_b, path_b) = where(a.url), where(url)
+    if a.api_key != api_key or (scheme_a, port_a, path_a) != (scheme_b, port_b, path_b):
+        return False
+    return host_a == host_b or bool(_addresses(host_a) & _addresses(host_b))
 
 
 class ServerRegistry:
@@ -181,6 +194,11 @@ class ServerRegistry:
             self._bump(session)
 
 
+def _describe(outcome: Outcome, result: ConnectionResult) -> None:
+    outcome.detail = f"connected, {result.rooms} room(s)" if result.ok else f"{result.error}"
+    outcome.failed = not result.ok
+
+
 class ServerAdmin:
     """The admin actions on the server list. Each checks `manage_servers` and is audited; a new
     or changed server is saved only after it answered a connection test."""
@@ -200,7 +218,7 @@ class ServerAdmin:
         with self._policy.act(actor, CAPABILITY, "server.test", name or url) as outcome:
             url, api_key = validate_credentials(url, api_key, api_secret)
             result = self._gateway.test_connection(ServerConfig(name or "new server", url, api_key, api_secret))
-            outcome.detail = f"connected, {result.rooms} room(s)" if result.ok else f"failed: {result.error}"
+            _describe(outcome, result)
             return result
 
     def test_saved(self, actor: Actor, name: str) -> ConnectionResult:
@@ -210,7 +228,7 @@ class ServerAdmin:
             if config is None:
                 raise ServerRegistryError(f"no server named '{name}'")
             result = self._gateway.test_connection(config)
-            outcome.detail = f"connected, {result.rooms} room(s)" if result.ok else f"failed: {result.error}"
+            _describe(outcome, result)
             return result
 
     def add(self, actor: Actor, name: str, url: str, api_key: str, api_secret: str) -> tuple[ServerConfig, ConnectionResult]:

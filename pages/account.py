@@ -16,7 +16,7 @@ st.write(f"Signed in as **{md(user.username)}**, role **{user.role}**.")
 st.caption(
     f"This session ends at {clock(user.expires_at)}, or after {svc.settings.idle_minutes:g} minutes without activity."
 )
-st.link_button("Sign out", "/auth/logout")
+guard.same_tab_link("Sign out", "/auth/logout")
 
 st.subheader("Change password")
 with st.form("change_password", clear_on_submit=False):
@@ -32,6 +32,7 @@ with st.form("change_password", clear_on_submit=False):
             except ActionError as exc:
                 st.error(md(str(exc)))
             else:
-                # Changing the password signs out every session, this one included.
-                live.flash("Password changed. Sign in again with the new one.")
-                st.rerun()
+                # Changing the password signs out every session, this one included: say so here,
+                # since the next run of this page finds no session.
+                st.success("Password changed. Every session of yours was signed out, this one too: sign in with the new password.")
+                guard.sign_in_link()

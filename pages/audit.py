@@ -7,7 +7,8 @@ import streamlit as st
 
 from lib import services
 from lib.auth import guard
-from lib.auth.audit import RESULTS, day_range, to_csv
+from lib.auth.audit import RESULTS, to_csv
+from lib.ui.dates import day_range
 
 svc = services.get()
 guard.require_page(svc, "audit")

@@ -32,13 +32,15 @@ def downloads(frame: pd.DataFrame, name: str) -> None:
                           key=f"{name}_parquet", icon=":material/download:")  # fmt: skip
 
 
-def chart(title: str, source: str, name: str, frame: pd.DataFrame, draw: Callable[[pd.DataFrame], object], empty: bool | None = None) -> None:
+def chart(title: str, source: str, name: str, frame: pd.DataFrame, draw: Callable[[pd.DataFrame], object],
+          empty: bool | None = None, counts: bool = True) -> None:  # fmt: skip
     st.subheader(title)
     st.caption(source)
     if frame.empty if empty is None else empty:
         st.caption(NO_DATA)
         return
-    st.plotly_chart(draw(frame), key=f"{name}_chart")
+    figure = draw(frame)
+    st.plotly_chart(history_ui.whole_counts(figure) if counts else figure, key=f"{name}_chart")
     downloads(frame, name)
 
 
@@ -100,6 +102,7 @@ chart(
     "participant_minutes",
     data["participant_minutes"],
     lambda f: history_ui.day_axis(px.bar(f, x="day", y="participant_minutes"), start, end),
+    counts=False,
 )
 chart(
     "Room sessions per day",
@@ -130,6 +133,7 @@ chart(
     "top_rooms",
     data["top_rooms"],
     lambda f: px.bar(history_ui.labelled(f, "room", "server"), x="participant_minutes", y="room", color="server", orientation="h"),
+    counts=False,
 )
 chart(
     "Agent jobs by state",

@@ -30,7 +30,8 @@ except Exception as exc:  # the message is ours (config or database); never a tr
     st.error(f"The dashboard cannot start: {exc}")
     st.stop()
 
-# (section, page id, file, title, icon); a page id is also its URL path.
+# (section, page id, file, title, icon); a page id is also its URL path, unless URL_PATHS says.
+URL_PATHS = {"settings": "servers"}
 PAGES = [
     ("Live", "overview", "overview.py", "Overview", ":material/dashboard:"),
     ("Live", "rooms", "rooms.py", "Rooms", ":material/meeting_room:"),
@@ -47,7 +48,7 @@ user = guard.current_user(svc)
 if user is None:
     navigation = st.navigation([st.Page("signin.py", title="Sign in", icon=":material/login:", url_path="signin")], position="hidden")
 else:
-    pages = {page_id: st.Page(path, title=title, icon=icon, url_path=page_id) for _, page_id, path, title, icon in PAGES}
+    pages = {page_id: st.Page(path, title=title, icon=icon, url_path=URL_PATHS.get(page_id, page_id)) for _, page_id, path, title, icon in PAGES}
     allowed = [(section, page_id) for section, page_id, *_ in PAGES if may_open(user.role, page_id)]
     start_page = pages[allowed[0][1]]
 

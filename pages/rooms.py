@@ -55,13 +55,20 @@ room_list()
 # redrawn under the operator's hands; they use the snapshot of this run.
 views = live.views(svc, max_age=2.0)
 choices = {(r.room.server, r.room.name): r for r in matching_rooms(views)}
+present = {(r.room.server, r.room.name): r for snapshot in live.fresh(views) for r in snapshot.rooms}
+# A picked room that has gone from the server stays the pick (and says so) rather than the
+# picker silently moving to another room, where the next control would act. (One only hidden by
+# the search gives way to the rooms that match.)
+earlier = st.session_state.get("room_pick")
+gone = earlier is not None and earlier not in present and earlier not in choices
+offered = list(choices) + ([earlier] if gone else [])
 st.subheader("Room detail")
-if not choices:
+if not offered:
     st.caption("No room to show.")
     st.stop()
 picked = st.selectbox(
     "Room",
-    list(choices),
+    offered,
     format_func=lambda k: f"{k[1]}  ·  {k[0]}" if len(k[1]) <= 80 else f"{k[1][:79]}…  ·  {k[0]}",
     key="room_pick",
 )
@@ -108,9 +115,9 @@ def room_detail() -> None:
 
 room_detail()
 
-if not can_control:
+if not can_control or picked not in present:
     st.stop()
-room = choices[picked]
+room = present[picked]
 st.subheader("Controls")
 # Keyed so the chosen tab survives the rerun that follows every action.
 p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"], key="controls_tab")

@@ -3,8 +3,10 @@ participants with their publish and mute changes."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timezone
+from functools import partial
 
 import pandas as pd
 import plotly.express as px
@@ -101,16 +103,29 @@ if found.empty:
 shown = f"the newest {len(found):,} of " if total > len(found) else ""
 narrow = " Narrow the range, server or room to see older ones." if total > len(found) else ""
 st.caption(f"Showing {shown}{total:,} sessions, {live_count:,} live. Select a row to see its timeline.{narrow}")
-table = st.dataframe(
+# A table selection is a row number. New sessions start at the top, so the number would point at
+# another session on the next run: the pick is kept as the session's id, and the table is keyed
+# by the rows it shows, so a changed list drops its highlight instead of moving it.
+ids = list(zip(found["server"], found["room_sid"]))
+table_key = "session_table_" + hashlib.sha256(repr(ids).encode()).hexdigest()[:12]
+
+
+def remember_pick(key: str, shown: list[tuple[str, str]]) -> None:
+    rows = st.session_state[key].selection.rows
+    if rows and rows[0] < len(shown):
+        st.session_state["session_pick"] = shown[rows[0]]
+
+
+st.dataframe(
     session_table(found),
     hide_index=True,
     width="stretch",
-    on_select="rerun",
+    on_select=partial(remember_pick, table_key, ids),
     selection_mode="single-row",
-    key="session_table",
+    key=table_key,
 )
-rows = [r for r in (table.selection.rows if table is not None else []) if r < len(found)]  # filters may have shrunk it
-chosen = found.iloc[rows[0] if rows else 0]
+picked = st.session_state.get("session_pick")
+chosen = found.iloc[ids.index(picked) if picked in ids else 0]
 
 st.subheader(f"{md(chosen['room'])} · {md(chosen['server'])}")
 if chosen["state"] == "live":

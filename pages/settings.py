@@ -43,7 +43,6 @@ def attempt(name: str, call, saved: str = "") -> None:  # type: ignore[no-untype
 
 
 servers = svc.servers.list()
-st.subheader("Servers")
 if servers:
     st.dataframe(
         [

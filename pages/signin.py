@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from lib.auth import guard
+
 st.title("LiveKit Dashboard")
 st.info("Sign in to continue.")
-st.link_button("Sign in", "/auth/login", type="primary")
+guard.sign_in_link()

@@ -26,24 +26,35 @@ st.dataframe(
 )
 
 
-def attempt(call, message) -> None:  # type: ignore[no-untyped-def]
-    """Run one service call; its refusal or rule broken is shown here, success after a rerun."""
+def attempt(call, message, clear: tuple[str, ...] = (), refusal_after_rerun: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Run one service call. Success is said after a rerun, with the form's fields in `clear`
+    emptied (a created user's password must not stay in the field); a refusal or broken rule is
+    shown here with what was typed kept, or after a rerun for a confirmation's Yes."""
     try:
         result = call()
     except ActionError as exc:
-        st.error(md(str(exc)))
+        if not refusal_after_rerun:
+            st.error(md(str(exc)))
+            return
+        live.flash(str(exc), ok=False)
     else:
         live.flash(message(result) if callable(message) else message)
-        st.rerun()
+        for key in clear:
+            st.session_state.pop(key, None)
+    st.rerun()
 
 
 st.subheader("Create a user")
 with st.form("create_user"):
-    username = st.text_input("User name", max_chars=64)
-    role = st.selectbox("Role", ROLES, index=ROLES.index("analyst"))
-    password = st.text_input("Initial password", type="password", help="At least 10 characters, at most 72 bytes.")
+    username = st.text_input("User name", max_chars=64, key="new_user_name")
+    role = st.selectbox("Role", ROLES, index=ROLES.index("analyst"), key="new_user_role")
+    password = st.text_input("Initial password", type="password", help="At least 10 characters, at most 72 bytes.", key="new_user_password")
     if st.form_submit_button("Create user", type="primary"):
-        attempt(lambda: users.create(actor, username, password, role), lambda u: f"User '{u.username}' created as {u.role}.")
+        attempt(
+            lambda: users.create(actor, username, password, role),
+            lambda u: f"User '{u.username}' created as {u.role}.",
+            clear=("new_user_name", "new_user_role", "new_user_password"),
+        )
 
 if people:
     st.subheader("Change a user")
@@ -60,9 +71,13 @@ if people:
             if st.button("Enable user", key=f"enable_{chosen.username}"):
                 attempt(lambda: users.set_disabled(actor, chosen.username, False), f"'{chosen.username}' enabled.")
         elif live.confirm("Disable user", f"disable_{chosen.username}", f"Disable '{chosen.username}'? They are signed out at once and cannot sign in."):
-            attempt(lambda: users.set_disabled(actor, chosen.username, True), f"'{chosen.username}' disabled.")
+            attempt(lambda: users.set_disabled(actor, chosen.username, True), f"'{chosen.username}' disabled.", refusal_after_rerun=True)
     with password_tab:
         with st.form(f"password_{chosen.username}"):
-            new_password = st.text_input("New password", type="password")
+            new_password = st.text_input("New password", type="password", key=f"new_password_of_{chosen.username}")
             if st.form_submit_button("Reset password"):
-                attempt(lambda: users.reset_password(actor, chosen.username, new_password), f"Password of '{chosen.username}' reset; their sessions were signed out.")
+                attempt(
+                    lambda: users.reset_password(actor, chosen.username, new_password),
+                    f"Password of '{chosen.username}' reset; their sessions were signed out.",
+                    clear=(f"new_password_of_{chosen.username}",),
+                )

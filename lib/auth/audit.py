@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,8 +62,9 @@ class AuditLog:
         if result:
             stmt = stmt.where(AuditEvent.result == result)
         if text:
-            like = f"%{text}%"
-            stmt = stmt.where(AuditEvent.target.ilike(like) | AuditEvent.detail.ilike(like))
+            # The text is looked for as typed: % and _ are not wildcards here.
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(AuditEvent.target.ilike(like, escape="\\") | AuditEvent.detail.ilike(like, escape="\\"))
         with self._sessions() as session:
             rows = session.scalars(stmt).all()
         # SQLite hands back naive datetimes; every time stored here is UTC.
@@ -87,15 +88,3 @@ def to_csv(records: list[AuditRecord]) -> str:
         writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
     return out.getvalue()
 
-
-def day_range(picked: object, today: date) -> tuple[date | None, date | None]:
-    """The first and last day of a date picker's value, whatever state it is in: nothing picked
-    (no bound), one day, a range, or a range half picked (its first day up to today)."""
-    if isinstance(picked, date):
-        return picked, picked
-    days = [d for d in picked if isinstance(d, date)] if isinstance(picked, (tuple, list)) else []
-    if not days:
-        return None, None
-    if len(days) == 1:
-        return days[0], max(days[0], today)
-    return min(days[0], days[1]), max(days[0], days[1])

@@ -5,7 +5,9 @@ services' business (lib/auth/policy.py): pages hand them the actor made here."""
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
@@ -53,12 +55,34 @@ def actor(user: CurrentUser) -> Actor:
     return Actor(user.username, user.role, client_address())
 
 
+def here() -> str:
+    """The path (and query) of the page this script draws, for coming back after signing in."""
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 - no browser context
+        url = None
+    if not isinstance(url, str):
+        return "/"
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def same_tab_link(label: str, href: str) -> None:
+    """A link that opens in this tab (st.link_button always opens a new one, so signing out
+    there would leave this tab signed in). `href` is ours; `label` is plain text of ours."""
+    st.markdown(f'<a href="{html.escape(href)}" target="_self">{html.escape(label)}</a>', unsafe_allow_html=True)
+
+
+def sign_in_link() -> None:
+    same_tab_link("Sign in", f"/auth/login?next={quote(here(), safe='')}")
+
+
 def require_page(svc: Services, page: str) -> CurrentUser:
     """Stop the script unless someone is signed in whose role may open `page`."""
     user = current_user(svc)
     if user is None:
         st.warning("Your session has ended or you are not signed in.")
-        st.link_button("Sign in", "/auth/login")
+        sign_in_link()
         st.stop()
     if not may_open(user.role, page):
         st.error(f"The {user.role} role may not open this page.")

@@ -19,6 +19,8 @@ class PasswordError(ValueError):
 def check_rules(password: str) -> None:
     if len(password) < MIN_CHARS:
         raise PasswordError(f"A password needs at least {MIN_CHARS} characters.")
+    if not password.strip():
+        raise PasswordError("A password cannot be only spaces.")
     if len(password.encode()) > MAX_BYTES:
         raise PasswordError(f"A password can be at most {MAX_BYTES} bytes (UTF-8); this one is {len(password.encode())}.")
 

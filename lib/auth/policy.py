@@ -57,9 +57,12 @@ class Invalid(ActionError, ValueError):
 
 @dataclass
 class Outcome:
-    """What a service method tells the audit row about a successful action."""
+    """What a service method tells the audit row about an action that ran to its end: the
+    detail, and `failed` for one that returned a failure rather than raising it (a connection
+    test that did not connect)."""
 
     detail: str = ""
+    failed: bool = False
 
 
 class Policy:
@@ -89,4 +92,4 @@ class Policy:
             reason = str(exc) or type(exc).__name__
             self._audit.record(actor.name, action, target, "failed", f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
             raise
-        self._audit.record(actor.name, action, target, "ok", outcome.detail, actor.address)
+        self._audit.record(actor.name, action, target, "failed" if outcome.failed else "ok", outcome.detail, actor.address)

@@ -67,6 +67,12 @@ def _info(u: User) -> UserInfo:
     return UserInfo(u.id, u.username, u.role, u.disabled, _utc(u.created_at), _utc(u.last_login_at) if u.last_login_at else None)
 
 
+def _named(username: str):  # type: ignore[no-untyped-def]
+    """The condition that finds a user by name: letter case does not tell two users apart
+    ("Ann" signs in as "ann"), so the lookup ignores it."""
+    return func.lower(User.username) == username.lower()
+
+
 def validate_username(username: str) -> str:
     username = username.strip()
     if not _USERNAME.match(username):
@@ -102,7 +108,7 @@ class UserService:
 
     def get(self, username: str) -> UserInfo | None:
         with self._sessions() as session:
-            user = session.scalars(select(User).where(User.username == username)).one_or_none()
+            user = session.scalars(select(User).where(_named(username))).one_or_none()
             return _info(user) if user else None
 
     def count(self) -> int:
@@ -115,6 +121,9 @@ class UserService:
             hashed = _hash(password)
             try:
                 with self._sessions.begin() as session:
+                    taken = session.scalars(select(User.username).where(_named(username))).first()
+                    if taken is not None:
+                        raise UserError(f"A user named '{taken}' already exists (names ignore letter case).")
                     user = User(username=username, password_hash=hashed, role=role)
                     session.add(user)
                     session.flush()
@@ -125,7 +134,7 @@ class UserService:
     def _change(self, actor: Actor, username: str, action: str, detail: str, change, capability: str = MANAGE) -> UserInfo:  # type: ignore[no-untyped-def]
         with self._policy.act(actor, capability, action, username, detail):
             with self._sessions.begin() as session:
-                user = session.scalars(select(User).where(User.username == username)).one_or_none()
+                user = session.scalars(select(User).where(_named(username))).one_or_none()
                 if user is None:
                     raise UserError(f"No user named '{username}'.")
                 change(session, user)
@@ -179,6 +188,8 @@ class UserService:
         def change(session: Session, user: User) -> None:
             if not passwords.verify(current, user.password_hash):
                 raise UserError("The current password is wrong.")
+            if new == current:
+                raise UserError("The new password is the current one; choose another.")
             user.password_hash = _hash(new)
             self._sign_out_everywhere(session, user)
 
@@ -186,7 +197,7 @@ class UserService:
 
     def check_password(self, username: str, password: str) -> bool:
         with self._sessions() as session:
-            user = session.scalars(select(User).where(User.username == username)).one_or_none()
+            user = session.scalars(select(User).where(_named(username))).one_or_none()
             return passwords.verify(password, user.password_hash if user else None)
 
     def ensure_first_admin(self, username: str, password: str | None) -> UserInfo | None:
@@ -214,7 +225,8 @@ class UserService:
         """Check a user name and password; the messages never tell whether the user exists.
         While locked out, an attempt costs no bcrypt check and writes no attempt row, and only
         the first refusal of each lockout goes to the audit trail."""
-        username, address = username.strip()[:64], address[:64]
+        # Lower-cased, so letter case neither finds another user nor makes another lockout count.
+        username, address = username.strip()[:64].lower(), address[:64]
         now = datetime.now(timezone.utc)
         self._lockouts.prune_if_due(now)
         lock = self._lockouts.check(username, address, now)
@@ -225,7 +237,7 @@ class UserService:
                 self._audit.record(username or "(empty)", "login.refused", username, "refused", detail, address)
             return SignInResult(None, LOCKED_OUT)
         with self._sessions.begin() as session:
-            user = session.scalars(select(User).where(User.username == username)).one_or_none()
+            user = session.scalars(select(User).where(_named(username))).one_or_none()
             ok = passwords.verify(password, user.password_hash if user else None)
             ok = ok and user is not None and not user.disabled
             session.add(LoginAttempt(username=username, address=address, at=now, succeeded=ok))
@@ -235,7 +247,7 @@ class UserService:
         if not ok:
             self._audit.record(username or "(empty)", "login.failed", username, "failed", "", address)
             return SignInResult(None, SIGN_IN_FAILED)
-        self._audit.record(username, "login", username, "ok", "", address)
+        self._audit.record(info.username, "login", info.username, "ok", "", address)
         return SignInResult(info)
 
     def prune_attempts(self, older_than: timedelta = LOCKOUT_WINDOW) -> int:

@@ -91,6 +91,15 @@ def close_missing(store: HistoryStore, snapshot: ServerSnapshot, ended_by: datet
     return events
 
 
+def servers_with_open_sessions(store: HistoryStore) -> list[str]:
+    found = store.query(
+        "SELECT server FROM room_sessions WHERE ended_at IS NULL UNION "
+        "SELECT server FROM participant_sessions WHERE left_at IS NULL UNION "
+        "SELECT server FROM tracks WHERE unpublished_at IS NULL"
+    )
+    return sorted(found["server"])
+
+
 def last_seen(store: HistoryStore, server: str) -> datetime | None:
     """When the server last answered a snapshot, from an earlier run of the collector."""
     found = store.query("SELECT max(ts) AS ts FROM server_samples WHERE server = ? AND ok", [server])
@@ -158,20 +167,38 @@ class Collector:
     def prunes(self, now: datetime) -> list[Prune]:
         return [Prune(now - timedelta(days=days), what) for what, days in self.retention_days.items() if days > 0]
 
+    async def _close_unwatched(self, wanted: set[str]) -> None:
+        """Sessions still open for servers nobody watches any more (removed on the Servers page,
+        now or while the dashboard was down) would stay "live" forever: end them, estimated, at
+        the last time each server answered."""
+        for server in await asyncio.to_thread(servers_with_open_sessions, self._store):
+            if server in wanted:
+                continue
+            seen = await asyncio.to_thread(last_seen, self._store, server) or datetime.now(timezone.utc)
+            events = await asyncio.to_thread(close_missing, self._store, ServerSnapshot(server, seen, 0.0), seen)
+            if events:
+                log.info("history: %s is no longer watched; its %d open session(s) and track(s) ended", server, len(events))
+                self._store.submit(events)
+
     async def _supervise(self) -> None:
         asyncio.current_task().set_name("history-supervisor")  # type: ignore[union-attr]
         pruned = 0.0
+        await self._close_unwatched(set(self._gateway.server_names()))
         while True:
             if time.monotonic() - pruned >= PRUNE_EVERY:
                 self._store.submit(self.prunes(datetime.now(timezone.utc)))
                 pruned = time.monotonic()
             wanted = set(self._gateway.server_names())
+            removed = False
             for name in list(self._tasks):
                 if name not in wanted or self._tasks[name].done():
                     task = self._tasks.pop(name)
                     task.cancel()
+                    removed = removed or name not in wanted
                     if task.done() and not task.cancelled() and task.exception() is not None:
                         self._crashed(name, task.exception(), restart=name in wanted)  # type: ignore[arg-type]
+            if removed:
+                await self._close_unwatched(wanted)
             for name in wanted - set(self._tasks):
                 self._tasks[name] = asyncio.create_task(self._collect(name), name=f"history-{name}")
             await asyncio.sleep(self.interval)

@@ -64,7 +64,8 @@ def chart_span(start: datetime, end: datetime, history_began: datetime | None, c
     """Chart [start, end) from where there is data: a range that begins before the history does
     starts at the history's first bucket (at least MIN_SPAN before the end), so a few minutes of
     history fill the chart instead of a sliver at its right edge."""
-    if history_began is None or history_began <= start:
+    if history_began is None or history_began <= start or history_began >= end:
+        # No history before this range, or none in it at all: the range as it is.
         return ChartSpan(start, end, chart_step(start, end, collect_seconds), False, history_began)
     charted = min(history_began, end - MIN_SPAN)
     step = chart_step(charted, end, collect_seconds)

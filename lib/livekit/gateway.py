@@ -488,6 +488,11 @@ class LiveKitGateway:
         created = self._call(server, lambda c: c.room.create_room(request))
         return room_from_proto(server, created)
 
+    def find_room(self, server: str, name: str) -> Room | None:
+        """The room of that name on the server, or None."""
+        listed = self._call(server, lambda c: c.room.list_rooms(api.ListRoomsRequest(names=[name])))
+        return next((room_from_proto(server, r) for r in listed.rooms if r.name == name), None)
+
     def delete_room(self, server: str, room: str) -> None:
         self._call(server, lambda c: c.room.delete_room(api.DeleteRoomRequest(room=room)))
 

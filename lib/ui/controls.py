@@ -4,6 +4,7 @@ each and report its answer. Destructive ones ask for confirmation first."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import streamlit as st
 
@@ -45,10 +46,17 @@ def create_room_form(control: LiveControl, actor: Actor, servers: list[str]) -> 
 
 def room_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
     server, name = room.room.server, room.room.name
-    with st.form(f"room_metadata_{server}_{name}"):
-        metadata = st.text_area("Room metadata", value=room.room.metadata, max_chars=64_000)
+    form = f"room_metadata_{server}_{name}"
+    widgets = [f"{form}_text"]
+    seen = live.form_baseline(form, room.room.metadata, widgets)
+    with st.form(form):
+        metadata = st.text_area("Room metadata", value=seen, max_chars=64_000, key=widgets[0])
         if st.form_submit_button("Update metadata"):
-            live.act("Update room metadata", lambda: control.update_room_metadata(actor, server, name, metadata))
+            live.act(
+                "Update room metadata",
+                lambda: control.update_room_metadata(actor, server, name, metadata),
+                on_success=lambda: live.forget_form(form, widgets),
+            )
     st.divider()
     st.caption("Ending a room disconnects everyone in it and deletes it on the server.")
     if live.confirm("End room", f"end_{server}_{name}", f"End room '{name}' on {server} and disconnect its {len(room.participants)} participant(s)?"):
@@ -76,34 +84,51 @@ def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot)
     with tracks_tab:
         if not p.tracks:
             st.caption("This participant publishes no track.")
-        for t in p.tracks:
+        for t in sorted(p.tracks, key=lambda t: (t.source, t.sid)):
             c1, c2 = st.columns([3, 1])
             c1.text(f"{t.source} · {t.type} · {t.sid} · {'muted' if t.muted else 'live'}")
-            if c2.button("Unmute" if t.muted else "Mute", key=f"mute_{key}_{t.sid}"):
-                live.act(
-                    f"{'Unmute' if t.muted else 'Mute'} {t.source} track of {identity}",
-                    lambda t=t: control.mute_track(actor, server, room_name, identity, t.sid, not t.muted),
-                )
+            verb = "Unmute" if t.muted else "Mute"
+            # Bound now: the click does what this label says, whatever the next snapshot shows.
+            c2.button(
+                verb,
+                key=f"{verb.lower()}_{key}_{t.sid}",
+                on_click=live.act_on_click,
+                args=(f"{verb} {t.source} track of {identity}", partial(control.mute_track, actor, server, room_name, identity, t.sid, not t.muted)),
+            )
         st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
     with perms_tab:
-        perm = p.permission
-        with st.form(f"perm_{key}"):
-            can_subscribe = st.checkbox("Can subscribe", perm.can_subscribe)
-            can_publish = st.checkbox("Can publish", perm.can_publish)
-            sources = st.multiselect("Allowed sources (none selected: all)", list(SOURCE_BY_NAME), default=[s for s in perm.can_publish_sources if s in SOURCE_BY_NAME])
-            can_publish_data = st.checkbox("Can publish data", perm.can_publish_data)
-            can_update_metadata = st.checkbox("Can update own metadata", perm.can_update_metadata)
-            hidden = st.checkbox("Hidden from other participants", perm.hidden)
+        form = f"perm_{key}"
+        names = ("subscribe", "publish", "sources", "data", "metadata", "hidden")
+        widgets = [f"{form}_{n}" for n in names]
+        perm = live.form_baseline(form, p.permission, widgets)
+        with st.form(form):
+            can_subscribe = st.checkbox("Can subscribe", perm.can_subscribe, key=widgets[0])
+            can_publish = st.checkbox("Can publish", perm.can_publish, key=widgets[1])
+            sources = st.multiselect(
+                "Allowed sources (none selected: all)", list(SOURCE_BY_NAME), default=[s for s in perm.can_publish_sources if s in SOURCE_BY_NAME], key=widgets[2]
+            )
+            can_publish_data = st.checkbox("Can publish data", perm.can_publish_data, key=widgets[3])
+            can_update_metadata = st.checkbox("Can update own metadata", perm.can_update_metadata, key=widgets[4])
+            hidden = st.checkbox("Hidden from other participants", perm.hidden, key=widgets[5])
             if st.form_submit_button("Update permissions"):
                 update = PermissionUpdate(can_subscribe, can_publish, can_publish_data, tuple(sources), can_update_metadata, hidden)
-                live.act(f"Update permissions of {identity}", lambda: control.update_permissions(actor, server, room_name, identity, update))
+                live.act(
+                    f"Update permissions of {identity}",
+                    lambda: control.update_permissions(actor, server, room_name, identity, update),
+                    on_success=lambda: live.forget_form(form, widgets),
+                )
     with info_tab:
-        with st.form(f"info_{key}"):
-            name = st.text_input("Name", value=p.name, max_chars=1024)
-            metadata = st.text_area("Metadata", value=p.metadata, max_chars=64_000)
+        form = f"info_{key}"
+        widgets = [f"{form}_name", f"{form}_metadata", f"{form}_attributes"]
+        seen = live.form_baseline(form, (p.name, p.metadata, dict(p.attributes)), widgets)
+        seen_name, seen_metadata, seen_attributes = seen
+        with st.form(form):
+            name = st.text_input("Name", value=seen_name, max_chars=1024, key=widgets[0])
+            metadata = st.text_area("Metadata", value=seen_metadata, max_chars=64_000, key=widgets[1])
             attributes_text = st.text_area(
-                "Attributes (JSON object; a key set to \"\" is deleted)",
-                value=json.dumps(dict(p.attributes), ensure_ascii=False, indent=1),
+                "Attributes (JSON object of strings; a key you delete here is deleted on the server)",
+                value=json.dumps(seen_attributes, ensure_ascii=False, indent=1),
+                key=widgets[2],
             )
             if st.form_submit_button("Update participant"):
                 try:
@@ -111,11 +136,13 @@ def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot)
                 except Invalid as exc:
                     st.error(str(exc))
                     return
-                # Attributes the operator deleted from the text are removed on the server.
-                removed = {k: "" for k in p.attributes if k not in attributes}
+                # Deleted from what the form showed: removed on the server. Keys that appeared on
+                # the server since the form opened were never shown, so they stay.
+                removed = {k: "" for k in seen_attributes if k not in attributes}
                 live.act(
                     f"Update {identity}",
                     lambda: control.update_participant(actor, server, room_name, identity, name=name, metadata=metadata, attributes={**attributes, **removed}),
+                    on_success=lambda: live.forget_form(form, widgets),
                 )
     with remove_tab:
         st.caption("Removing disconnects the participant; they can rejoin if their token is still valid.")

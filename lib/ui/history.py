@@ -15,6 +15,7 @@ import streamlit as st
 from ..history import queries
 from ..history.store import HistoryStore
 from ..services import Services
+from .dates import day_range
 from .format import chart_label
 
 CUSTOM = "custom"
@@ -34,18 +35,27 @@ def _utc(day: date) -> datetime:
 
 
 def range_picker(key: str, default: str = "24 h") -> tuple[datetime, datetime] | None:
-    """(start, end) of the chosen range: a preset ending now, or whole UTC days; None while a
-    custom range is half picked."""
+    """(start, end) of the chosen range: a preset ending now, or whole UTC days up to now (a
+    range half picked runs from its first day to now, as on the Audit page); None while no day
+    is picked."""
     choice = st.segmented_control("Range", [*queries.PRESETS, CUSTOM], default=default, key=f"{key}_range")
     if choice != CUSTOM:
         return queries.preset_range(choice or default)
-    today = datetime.now(timezone.utc).date()
-    picked = st.date_input("Days (UTC)", (today - timedelta(days=6), today), max_value=today, key=f"{key}_days")
-    if not isinstance(picked, tuple) or len(picked) != 2:
+    now = datetime.now(timezone.utc)
+    picked = st.date_input("Days (UTC)", (now.date() - timedelta(days=6), now.date()), max_value=now.date(), key=f"{key}_days")
+    return custom_range(picked, now)
+
+
+def custom_range(picked: object, now: datetime) -> tuple[datetime, datetime] | None:
+    """The span of picked UTC days, never reaching past `now` (today's charts end now, not at
+    midnight); a half-picked range runs to now; None when no day is picked."""
+    first, last = day_range(picked, now.date())
+    if first is None or last is None:
         st.caption("Pick the first and the last day.")
         return None
-    first, last = picked
-    return _utc(first), _utc(last) + timedelta(days=1)
+    if isinstance(picked, tuple) and len(picked) == 1:
+        st.caption(f"Only the first day is picked: from {first:%Y-%m-%d} to now.")
+    return _utc(first), min(_utc(last) + timedelta(days=1), now)
 
 
 def labelled(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -109,3 +119,19 @@ def day_axis(figure: go.Figure, start: datetime, end: datetime) -> go.Figure:
         type="date", range=[first, after], tick0=first, dtick=math.ceil(days / MAX_DAY_LABELS) * DAY_MS,
         tickformat="%b %-d", ticklabelmode="period", hoverformat="%Y-%m-%d",
     )  # fmt: skip
+
+
+def whole_counts(figure: go.Figure) -> go.Figure:
+    """A y axis of counts ticks at whole numbers: plotly's own choice for a top of 1 or 2 is
+    steps of 0.5 (or 0.2), which reads as half a room. Stacked bars count as their sum."""
+    tops: dict[object, float] = {}
+    for trace in figure.data:
+        ys = [float(y) for y in (trace.y if trace.y is not None else ()) if y is not None and y == y]
+        if trace.type == "bar":
+            for x, y in zip(trace.x if trace.x is not None else (), ys):
+                tops[x] = tops.get(x, 0.0) + y
+        else:
+            tops.update({("line", i, trace.name): y for i, y in enumerate(ys)})
+    top = max(tops.values(), default=0.0)
+    step = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000) if top / d <= 6) if top <= 60_000 else None
+    return figure.update_yaxes(rangemode="tozero", tickformat=",d", **({"dtick": step} if step else {}))

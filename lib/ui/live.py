@@ -84,7 +84,7 @@ def server_banners(views: list[LiveView]) -> None:
                 if view.last_good is not None
                 else " It has not answered since the dashboard started."
             )
-            st.error(f"**{md(view.server)}** is {error.category.value}{since_text}: {md(error.hint)}. Retrying automatically.{known}")
+            st.error(f"**{md(view.server)}**: {error.category.value}{since_text}: {md(error.hint)}. Retrying automatically.{known}")
         elif view.refreshing:
             st.caption(f"{md(view.server)}: still answering; showing data from {clock(snap.taken_at)}.")
 
@@ -100,6 +100,8 @@ def show_flash() -> None:
         ok, message = result
         # Messages name rooms, participants and servers as users typed them: show them as text.
         (st.success if ok else st.error)(md(message))
+        # The message above sits at the top; a control may be far below it on the page.
+        st.toast(md(message), icon=":material/check_circle:" if ok else ":material/error:")
 
 
 def failure(exc: Exception) -> str:
@@ -109,7 +111,7 @@ def failure(exc: Exception) -> str:
     return str(exc)
 
 
-def act(what: str, action: Callable[[], T]) -> T | None:
+def act(what: str, action: Callable[[], T], on_success: Callable[[], None] | None = None) -> T | None:
     """Run one service call for a control, report its success or why it was not done, and rerun
     to show the new state. The service checks the role and writes the audit row."""
     try:
@@ -118,9 +120,45 @@ def act(what: str, action: Callable[[], T]) -> T | None:
         flash(f"{what} failed: {failure(exc)}", ok=False)
         st.rerun()
         return None
+    if on_success is not None:
+        on_success()
     flash(f"{what}: done.")
     st.rerun()
     return result
+
+
+def act_on_click(what: str, action: Callable[[], object]) -> None:
+    """A button's on_click: run the service call bound when the button was drawn, so it does
+    what its label said even when the next run's data differs (a track muted meanwhile must not
+    turn "Mute" into an unmute). Streamlit reruns the page after the callback."""
+    try:
+        action()
+    except (ActionError, GatewayError) as exc:
+        flash(f"{what} failed: {failure(exc)}", ok=False)
+    else:
+        flash(f"{what}: done.")
+
+
+def form_baseline(key: str, current: T, widget_keys: list[str]) -> T:
+    """What a form of live values was opened with. Its widgets are keyed, so what the person
+    types survives the refreshes underneath; when the server's values have changed since, the
+    form says so and offers to load them (which resets its widgets)."""
+    seen_key = f"_form_seen_{key}"
+    seen = st.session_state.setdefault(seen_key, current)
+    if seen != current:
+        note, reload = st.columns([4, 1])
+        note.warning("Changed on the server since this form was opened. Saving sends what the form shows.")
+        if reload.button("Load current values", key=f"reload_{key}"):
+            forget_form(key, widget_keys)
+            st.rerun()
+    return seen
+
+
+def forget_form(key: str, widget_keys: list[str]) -> None:
+    """After a save (or on request): the form opens anew with the server's values."""
+    st.session_state.pop(f"_form_seen_{key}", None)
+    for widget in widget_keys:
+        st.session_state.pop(widget, None)
 
 
 def confirm(label: str, key: str, prompt: str) -> bool:

@@ -189,7 +189,7 @@ def test_operator_creates_and_ends_a_room_from_the_browser(page: Page, lk_api, u
 
 
 def test_settings_names_a_wrong_secret_within_five_seconds(page: Page, livekit_server) -> None:
-    goto(page, "/settings")
+    goto(page, "/servers")
     form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Test and save"))
     form.get_by_label("Name").fill("staging")
     form.get_by_label("URL").fill(livekit_server.ws_url)

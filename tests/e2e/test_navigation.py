@@ -10,9 +10,9 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USER, APP_TIMEOUT_MS, VIEWPORT, goto, sign_in, wait_idle
 
-ADMIN_PAGES = ("/overview", "/rooms", "/agents", "/history", "/sessions", "/settings", "/users", "/audit", "/account")
+ADMIN_PAGES = ("/overview", "/rooms", "/agents", "/history", "/sessions", "/servers", "/users", "/audit", "/account")
 TITLES = {"/overview": "Overview", "/rooms": "Rooms", "/agents": "Agents", "/history": "History", "/sessions": "Sessions",
-          "/settings": "Servers", "/users": "Users", "/audit": "Audit", "/account": "Account"}  # fmt: skip
+          "/servers": "Servers", "/users": "Users", "/audit": "Audit", "/account": "Account"}  # fmt: skip
 
 
 def title(page: Page):  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def test_a_page_the_role_may_not_open_says_so(browser: Browser, dashboard: str, 
         hana = context.new_page()
         sign_in(hana, "analyst-hana", "hana-password-123", "/overview")
         expect(title(hana)).to_have_text("Overview")
-        for path in ("/rooms", "/settings", "/audit"):
+        for path in ("/rooms", "/servers", "/audit"):
             hana.goto(path)
             expect(hana.locator("[data-testid='stMain']")).to_contain_text("The analyst role may not open this page.")
             expect(hana.get_by_text("Page not found")).to_have_count(0)

@@ -117,7 +117,7 @@ def test_each_page_opens_for_the_roles_allowed_and_refuses_everyone_else(cookies
     shown = rendered(at.main)
 
     if session == NOBODY:
-        assert shown == [("warning", NOT_SIGNED_IN), ("link_button", "")]
+        assert shown == [("warning", NOT_SIGNED_IN), ("markdown", "")]
     elif may_open(session, page):
         assert [t.value for t in at.title] == [TITLES[page]]
         assert not [m for kind, m in shown if "may not open" in m or m == NOT_SIGNED_IN]
@@ -177,7 +177,7 @@ def test_every_page_has_its_url_and_one_the_role_may_not_open_says_so(cookies: d
 def test_navigation_without_a_session_offers_only_the_sign_in_page(cookies: dict[str, str | None]) -> None:
     at = run_page("navigation", None)
 
-    assert rendered(at.main) == [("title", "LiveKit Dashboard"), ("info", "Sign in to continue."), ("link_button", "")]
+    assert rendered(at.main) == [("title", "LiveKit Dashboard"), ("info", "Sign in to continue."), ("markdown", "")]
     assert offered_pages(at) == set()
     assert not at.sidebar.caption
 

@@ -143,3 +143,25 @@ def test_server_outage_is_a_gap_and_collection_resumes_without_duplicates(tmp_pa
     dupes = history.query("SELECT event_id, count(*) n FROM events GROUP BY event_id HAVING n > 1")
     assert dupes.empty
     assert history.last_error is None
+
+
+def test_sessions_of_a_server_no_longer_watched_end_instead_of_staying_live(livekit_server, participants, history, unique_name):
+    room = unique_name()
+    gateway, collector = collecting(livekit_server, history, name="soon-removed")
+    try:
+        participants.join(room, "alice", publish_audio=True)
+        assert wait_for(lambda: len(sessions_of(history, room)) == 1)
+        removed_at = datetime.now(timezone.utc)
+        gateway.set_servers([])  # removed on the Servers page
+        closed = wait_for(lambda: bool(sessions_of(history, room)["left_at"].notna().all()), timeout=10)
+    finally:
+        collector.stop()
+        gateway.close()
+
+    assert closed, "the participant of a removed server is not left 'live'"
+    [row] = sessions_of(history, room).itertuples()
+    assert row.left_estimated and row.left_at.to_pydatetime() <= removed_at, "ended when the server last answered"
+    rooms = history.query("SELECT ended_at, end_estimated FROM room_sessions WHERE room = ?", [room])
+    assert rooms["ended_at"].notna().all() and rooms["end_estimated"].all()
+    open_tracks = history.query("SELECT count(*) AS n FROM tracks WHERE room = ? AND unpublished_at IS NULL", [room])
+    assert int(open_tracks["n"].iloc[0]) == 0

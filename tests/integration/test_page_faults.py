@@ -188,3 +188,100 @@ def test_the_servers_page_refuses_the_same_server_under_a_second_name(dashboard:
     assert dashboard.servers.get("again") is None
     [row] = dashboard.audit.query(action="server.add")
     assert row.result == "failed"
+
+
+# ----- found by walking the demo as a new user ---------------------------------------------
+
+
+def test_a_mute_button_mutes_even_when_the_track_was_muted_meanwhile(
+    dashboard: Services, participants: ParticipantPool, lk_api, unique_name
+) -> None:
+    room = unique_name()
+    speaker = participants.join(room, "speaker", publish_audio=True)
+    at = rerun_until(pick_room(run_page("rooms"), room), lambda a: any(b.label == "Mute" for b in a.button))
+    [sid] = participants.track_sids(speaker).values()
+    mute = next(b for b in at.button if b.label == "Mute")
+
+    # The track is muted by someone else after the page drew its "Mute" button.
+    lk_api.call(lambda lk: lk.room.mute_published_track(api.MuteRoomTrackRequest(room=room, identity="speaker", track_sid=sid, muted=True)))
+    time.sleep(2.5)  # past the shared snapshot's age: the next run sees the track muted
+    mute.click().run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    [member] = lk_api.list_participants(room)
+    assert [t.muted for t in member.tracks] == [True], "the click did what its label said"
+    assert [r.action for r in dashboard.audit.query(action="track.mute")] == ["track.mute"]
+    assert dashboard.audit.query(action="track.unmute") == []
+
+
+def test_an_attribute_edit_is_kept_while_the_participant_changes_underneath(
+    dashboard: Services, participants: ParticipantPool, lk_api, unique_name
+) -> None:
+    room = unique_name()
+    participants.join(room, "grace", attributes={"seen.key": "1"})
+    at = rerun_until(pick_room(run_page("rooms"), room), lambda a: metrics(a).get("Participants") == "1")
+    form = f"info_{SERVER}_{room}_grace"
+
+    # The participant changes after the form was drawn; a refresh says so, and keeps the form.
+    update = api.UpdateParticipantRequest(room=room, identity="grace", attributes={"late.key": "2"})
+    lk_api.call(lambda lk: lk.room.update_participant(update))
+    time.sleep(2.5)  # past the shared snapshot's age
+    at = at.run()
+    assert any("Changed on the server since this form was opened" in w.value for w in at.warning)
+    assert "seen.key" in at.text_area(key=f"{form}_attributes").value
+
+    at.text_input(key=f"{form}_name").input("Grace Hopper")
+    at.text_area(key=f"{form}_attributes").input('{"mine": "typed by the operator"}')  # seen.key deleted
+    at.button(key=f"FormSubmitter:{form}-Update participant").click().run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    [member] = lk_api.list_participants(room)
+    assert member.name == "Grace Hopper"
+    assert dict(member.attributes) == {"mine": "typed by the operator", "late.key": "2"}, "typed kept, unseen kept, deleted gone"
+
+
+def test_a_picked_room_that_ends_stays_picked_and_offers_no_controls(
+    dashboard: Services, lk_api, unique_name
+) -> None:
+    gone, other = unique_name(), unique_name()
+    lk_api.create_room(gone)
+    lk_api.create_room(other)
+    at = pick_room(run_page("rooms"), gone)
+    assert at.button(key=f"end_{SERVER}_{gone}")
+
+    lk_api.call(lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=gone)))
+    at = rerun_until(at, lambda a: any("This room is gone" in w.value for w in a.warning))
+
+    assert at.selectbox(key="room_pick").value == (SERVER, gone)
+    assert not [b for b in at.button if b.key and b.key.startswith("end_")], "no control for any other room"
+
+
+def test_creating_a_room_that_exists_says_so_and_changes_nothing(dashboard: Services, lk_api, unique_name) -> None:
+    room = unique_name()
+    lk_api.create_room(room, metadata="original")
+    at = run_page("rooms")
+    next(t for t in at.text_input if t.label == "Room name").input(room)
+    next(t for t in at.text_area if t.label == "Metadata").input("overwrite")
+    at.button(key="FormSubmitter:create_room-Create room").click().run()
+
+    assert any("already exists" in plain(e.value) for e in at.error), [e.value for e in at.error]
+    [existing] = lk_api.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms
+    assert existing.metadata == "original"
+    [row] = dashboard.audit.query(action="room.create")
+    assert row.result == "failed" and "already exists" in row.detail
+
+
+def test_a_created_users_password_does_not_stay_in_the_form(dashboard: Services) -> None:
+    at = run_page("users")
+    at.text_input(key="new_user_name").input("fresh-user")
+    at.text_input(key="new_user_password").input("fresh-user-password")
+    at.button(key="FormSubmitter:create_user-Create user").click().run()
+
+    assert any("User 'fresh-user' created as analyst." in plain(s.value) for s in at.success)
+    assert at.text_input(key="new_user_name").value == "" and at.text_input(key="new_user_password").value == ""
+
+    at.text_input(key="new_user_name").input("Fresh-User")  # a name taken in other letter case
+    at.text_input(key="new_user_password").input("another-password")
+    at.button(key="FormSubmitter:create_user-Create user").click().run()
+    assert any("already exists" in plain(e.value) for e in at.error)
+    assert at.text_input(key="new_user_name").value == "Fresh-User", "what was typed stays on an error"

@@ -406,7 +406,7 @@ def test_unreachable_server_gets_a_banner_and_does_not_hide_the_good_servers_roo
     for page in ("overview", "rooms", "agents"):
         at = run_page(page)
         banners = [e.value for e in at.error]
-        assert any(b.startswith("**dead** is unreachable") for b in banners), (page, banners)
+        assert any(b.startswith("**dead**: unreachable") for b in banners), (page, banners)
         assert not any(SERVER in b for b in banners), (page, banners)
 
         if page == "rooms":

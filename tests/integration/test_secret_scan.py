@@ -108,9 +108,9 @@ def browse(app: AppProcess, trail: Trail, admin_password: str, operator_password
         assert browser.get("/rooms", headers=html).status_code == 303
         assert sign_in(browser, "admin", "a-wrong-guess-of-the-password").status_code == 401
         assert sign_in(browser, "no-such-user", admin_password).status_code == 401
-        assert sign_in(browser, "admin", admin_password, "/settings").status_code == 303
+        assert sign_in(browser, "admin", admin_password, "/servers").status_code == 303
         cookies["admin"] = browser.cookies[COOKIE_NAME]
-        for path in ("/", "/rooms", "/settings", "/users", "/audit", "/account"):
+        for path in ("/", "/rooms", "/servers", "/users", "/audit", "/account"):
             assert browser.get(path, headers=html).status_code == 200
         assert browser.get("/auth/login").status_code == 303
         browser.get("/healthz")

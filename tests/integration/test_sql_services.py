@@ -86,3 +86,26 @@ def test_audit_filters_and_csv_export_defuse_formulas(store):
     assert header == ["at", "actor", "action", "target", "result", "detail", "address"]
     assert row[3] == "'=HYPERLINK(\"http://x\")"  # a spreadsheet shows it as text instead of running it
     assert row[0].endswith("+00:00")  # times are exported as UTC on both backends
+
+
+def test_audit_text_search_takes_percent_and_underscore_as_typed(store):
+    _, _, audit, _ = store
+    audit.record("olga", "room.create", "default/plain-room", "ok")
+    audit.record("olga", "room.create", "default/snake_room", "ok")
+    audit.record("olga", "data.send", "default/r", "ok", "to everyone (100% of them)")
+    audit.record("olga", "data.send", "default/r", "ok", "back\\slash")
+    assert [r.target for r in audit.query(text="_")] == ["default/snake_room"]
+    assert [r.detail for r in audit.query(text="%")] == ["to everyone (100% of them)"]
+    assert [r.detail for r in audit.query(text="\\")] == ["back\\slash"]
+    assert len(audit.query(text="ROOM")) == 2  # still regardless of case
+
+
+def test_user_names_ignore_letter_case_and_passwords_are_not_only_spaces(store):
+    users = store[0]
+    users.create(Actor.system(), "Analyst1", "analyst-password-1", "analyst")
+    with pytest.raises(UserError, match="already exists"):
+        users.create(Actor.system(), "analyst1", "another-password-1", "analyst")
+    assert users.sign_in("ANALYST1", "analyst-password-1", "10.2.2.2").user.username == "Analyst1"
+    assert users.get("analyst1").username == "Analyst1"
+    with pytest.raises(UserError, match="only spaces"):
+        users.create(Actor.system(), "spaces", " " * 12, "analyst")

@@ -89,3 +89,17 @@ def test_lines_mark_each_bucket_only_while_there_are_few() -> None:
 
     assert modes(END - timedelta(minutes=10)) == {"lines+markers"}  # 60 buckets
     assert modes(END - timedelta(minutes=11)) == {"lines"}
+
+
+def test_count_axes_tick_at_whole_numbers() -> None:
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    from lib.ui.history import whole_counts
+
+    few = whole_counts(px.bar(x=["a", "b"], y=[1, 2]))
+    assert few.layout.yaxis.dtick == 1 and few.layout.yaxis.tickformat == ",d"
+    stacked = whole_counts(go.Figure([go.Bar(x=["a"], y=[20]), go.Bar(x=["a"], y=[15])]))
+    assert stacked.layout.yaxis.dtick == 10  # 35 at the top of the stack: ticks every 10
+    line = whole_counts(px.line(x=[1, 2, 3], y=[0, 1, 1]))
+    assert line.layout.yaxis.dtick == 1

@@ -78,6 +78,8 @@ def test_the_same_server_under_a_second_name_is_refused_naming_the_first(registr
     with pytest.raises(ServerRegistryError, match="already watched as 'default'"):
         reg.add("local", "http://127.0.0.1:7880", "devkey", "s")
     with pytest.raises(ServerRegistryError, match="already watched as 'default'"):
+        reg.add("local", "ws://localhost:7880", "devkey", "s")  # another name of the same address
+    with pytest.raises(ServerRegistryError, match="already watched as 'default'"):
         reg.update("edge", url="ws://127.0.0.1:7880", api_key="devkey")
     reg.add("edge-other-key", "wss://edge.example.com", "otherkey", "s")  # another project on it
     reg.add("edge-other-port", "wss://edge.example.com:8443", "edgekey", "s")
