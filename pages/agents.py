@@ -1,16 +1,22 @@
-"""Agents: agent participants and agent dispatches across every room, with job states counted."""
+"""Agents: agent participants and agent dispatches across every room, with job states counted.
+LiveKit's automatic dispatch (one per room, no agent name) is counted apart and listed only when
+a worker took it."""
 
 import streamlit as st
 
 from lib import services
 from lib.auth import guard
-from lib.livekit.summary import agent_participants, count_jobs
+from lib.livekit.summary import agent_dispatches, agent_participants, count_dispatches, count_jobs
 from lib.ui import live, tables
 
 svc = services.get()
 guard.require_page(svc, "agents")
 st.title("Agents")
 interval = live.refresh_interval(svc.settings.refresh_seconds)
+AUTOMATIC_HELP = (
+    "LiveKit gives every room an automatic dispatch with no agent name. Only a worker registered "
+    "without an agent name takes it; without one it has no job and sends no agent."
+)
 
 
 @st.fragment(run_every=interval)
@@ -20,11 +26,17 @@ def agents() -> None:
     live.server_banners(views)
     snapshots = live.fresh(views)
     dispatches = [d for s in snapshots for d in s.dispatches]
+    kinds = count_dispatches(dispatches)
     counts = count_jobs(dispatches)
 
-    cols = st.columns(len(counts) + 1)
-    cols[0].metric("Dispatches", len(dispatches))
-    for col, (status, n) in zip(cols[1:], counts.items()):
+    cols = st.columns(len(counts) + 2)
+    cols[0].metric("Dispatches", kinds.named, help="Dispatches of a named agent, in rooms with participants.")
+    cols[1].metric(
+        "Rooms with only the automatic dispatch",
+        kinds.automatic_only_rooms,
+        help=AUTOMATIC_HELP,
+    )
+    for col, (status, n) in zip(cols[2:], counts.items()):
         col.metric(f"Jobs {status}", n)
 
     st.subheader("Agent participants")
@@ -35,10 +47,13 @@ def agents() -> None:
         st.caption("No agent is in any room.")
 
     st.subheader("Dispatches and jobs")
-    if dispatches:
-        st.dataframe(tables.dispatches_frame(dispatches), hide_index=True, width="stretch")
+    listed = agent_dispatches(dispatches)
+    if listed:
+        st.dataframe(tables.dispatches_frame(listed), hide_index=True, width="stretch")
     else:
         st.caption("No agent dispatch in any room. Dispatches are listed for rooms with participants.")
+    if kinds.automatic_only_rooms:
+        st.caption(f"{kinds.automatic_only_rooms} room(s) carry only LiveKit's automatic dispatch, not listed: {AUTOMATIC_HELP}")
     live.refreshed_caption(views)
 
 

@@ -154,11 +154,18 @@ class AgentDispatch:
     server: str
     room: str
     id: str
-    agent_name: str
+    agent_name: str  # "" for LiveKit's automatic dispatch
     metadata: str
     created_at: datetime | None
     deleted_at: datetime | None
     jobs: tuple[AgentJob, ...] = ()
+
+    @property
+    def automatic(self) -> bool:
+        """LiveKit's automatic dispatch: the server gives every room one (unless the room names
+        its agents), with no agent name; only a worker registered without an agent name takes
+        it, so without such a worker it never has a job."""
+        return not self.agent_name
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,33 @@ def summarize(snapshot: ServerSnapshot) -> ServerSummary:
     )
 
 
+@dataclass(frozen=True)
+class DispatchCounts:
+    named: int  # dispatches of a named agent: the ones an operator or a room's config asked for
+    automatic: int  # LiveKit's automatic dispatches (AgentDispatch.automatic)
+    automatic_with_jobs: int  # automatic ones a worker without an agent name took
+    automatic_only_rooms: int  # rooms whose only dispatch is the automatic one, without a job
+
+
+def count_dispatches(dispatches: tuple[AgentDispatch, ...] | list[AgentDispatch]) -> DispatchCounts:
+    named_rooms = {(d.server, d.room) for d in dispatches if not d.automatic}
+    automatic = [d for d in dispatches if d.automatic]
+    idle_rooms = {(d.server, d.room) for d in automatic if not d.jobs}
+    busy_rooms = {(d.server, d.room) for d in automatic if d.jobs}
+    return DispatchCounts(
+        named=sum(1 for d in dispatches if not d.automatic),
+        automatic=len(automatic),
+        automatic_with_jobs=sum(1 for d in automatic if d.jobs),
+        automatic_only_rooms=len(idle_rooms - named_rooms - busy_rooms),
+    )
+
+
+def agent_dispatches(dispatches: tuple[AgentDispatch, ...] | list[AgentDispatch]) -> list[AgentDispatch]:
+    """The dispatches that sent, or asked for, an agent: every named one, and an automatic one
+    only when a worker took it. The automatic dispatch of every other room is left out."""
+    return [d for d in dispatches if not d.automatic or d.jobs]
+
+
 def count_jobs(dispatches: tuple[AgentDispatch, ...] | list[AgentDispatch]) -> dict[str, int]:
     statuses: Counter[str] = Counter(j.status for d in dispatches for j in d.jobs)
     return {s: statuses.get(s, 0) for s in JOB_STATUS_ORDER}

@@ -86,15 +86,27 @@ def tracks_frame(participants: list[Participant] | tuple[Participant, ...]) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
+# How a dispatch without an agent name is shown: LiveKit's own, for unnamed workers.
+AUTOMATIC_AGENT_LABEL = "(automatic: any worker without an agent name)"
+
+
 def dispatches_frame(dispatches: list[AgentDispatch] | tuple[AgentDispatch, ...]) -> pd.DataFrame:
+    """One row per job (or per dispatch without one); named dispatches first."""
     rows = []
-    for d in dispatches:
-        base = {"dispatch": d.id, "agent": visible(d.agent_name) or "(automatic)", "room": clip(visible(d.room)), "server": d.server, "metadata": clip(d.metadata)}
+    for d in sorted(dispatches, key=lambda d: d.automatic):
+        base = {
+            "dispatch": d.id,
+            "agent": AUTOMATIC_AGENT_LABEL if d.automatic else visible(d.agent_name),
+            "kind": "automatic" if d.automatic else "named",
+            "room": clip(visible(d.room)),
+            "server": d.server,
+            "metadata": clip(d.metadata),
+        }
         if not d.jobs:
             rows.append({**base, "job": None, "status": "no job", "participant": None, "error": None})
         for j in d.jobs:
             rows.append({**base, "job": j.id, "status": j.status, "participant": visible(j.participant_identity) or None, "error": j.error or None})
-    columns = ["dispatch", "agent", "room", "server", "job", "status", "participant", "metadata", "error"]
+    columns = ["dispatch", "agent", "kind", "room", "server", "job", "status", "participant", "metadata", "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
