@@ -8,6 +8,8 @@ import enum
 import aiohttp
 from livekit.api.twirp_client import ServerError
 
+from .twirp import NotTwirpAnswer
+
 
 class Category(str, enum.Enum):
     UNREACHABLE = "unreachable"
@@ -16,6 +18,7 @@ class Category(str, enum.Enum):
     NOT_FOUND = "not found"
     INVALID = "invalid request"
     SERVER = "server error"
+    NOT_LIVEKIT = "not a LiveKit server"
 
 
 _HINTS = {
@@ -25,21 +28,27 @@ _HINTS = {
     Category.NOT_FOUND: "it no longer exists on the server",
     Category.INVALID: "the server rejected the request",
     Category.SERVER: "the server reported an error",
+    Category.NOT_LIVEKIT: (
+        "something answers HTTP at that URL, but not with LiveKit's Server API; check the address,"
+        " or the proxy in front of LiveKit"
+    ),
 }
 
 
 class GatewayError(Exception):
     """A LiveKit call failed; `category` says why in terms an operator can act on."""
 
-    def __init__(self, category: Category, detail: str, server: str = "") -> None:
+    def __init__(self, category: Category, detail: str, server: str = "", *, hint: str | None = None) -> None:
         super().__init__(detail)
         self.category = category
         self.detail = detail
         self.server = server
+        self._hint = hint
 
     @property
     def hint(self) -> str:
-        return _HINTS[self.category]
+        """What to do about it; the category's own unless the error was raised with a better one."""
+        return self._hint or _HINTS[self.category]
 
     def __str__(self) -> str:
         where = f"{self.server}: " if self.server else ""
@@ -50,6 +59,12 @@ def classify(exc: BaseException, server: str = "") -> GatewayError:
     """Turn whatever the SDK or the transport raised into a GatewayError."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, NotTwirpAnswer) or isinstance(exc, ServerError) and _no_twirp_body(exc):
+        if exc.status in (401, 403):
+            # LiveKit's own auth check answers in plain text, not Twirp (and its text quotes
+            # the token, so it is never shown).
+            return GatewayError(Category.UNAUTHORIZED, f"HTTP {exc.status}", server)
+        return GatewayError(Category.NOT_LIVEKIT, _not_livekit_detail(exc.status), server)
     if isinstance(exc, ServerError):
         code = (exc.code or "").lower()
         if exc.status in (401, 403) or code in ("unauthenticated", "permission_denied"):
@@ -73,6 +88,8 @@ def classify(exc: BaseException, server: str = "") -> GatewayError:
         return GatewayError(Category.TIMEOUT, "no answer in time", server)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return GatewayError(Category.UNREACHABLE, f"cannot connect to {exc.host}:{exc.port}", server)
+    if isinstance(exc, ConnectionError) and not isinstance(exc, aiohttp.ClientError) and str(exc):
+        return GatewayError(Category.UNREACHABLE, str(exc), server)  # the Twirp pool's, or the OS's
     if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.InvalidURL, ConnectionError)):
         return GatewayError(Category.UNREACHABLE, type(exc).__name__, server)
     if isinstance(exc, aiohttp.ClientResponseError):
@@ -80,3 +97,12 @@ def classify(exc: BaseException, server: str = "") -> GatewayError:
             return GatewayError(Category.UNAUTHORIZED, f"HTTP {exc.status}", server)
         return GatewayError(Category.SERVER, f"HTTP {exc.status}", server)
     return GatewayError(Category.SERVER, f"{type(exc).__name__}: {exc}", server)
+
+
+def _no_twirp_body(exc: ServerError) -> bool:
+    # The SDK fills in code "unknown" and no message when the answer carried no Twirp JSON.
+    return exc.code == "unknown" and not exc.message and not exc.metadata
+
+
+def _not_livekit_detail(status: int) -> str:
+    return f"answered HTTP {status}, but this does not look like a LiveKit server (no Twirp answer)"

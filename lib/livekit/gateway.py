@@ -2,12 +2,18 @@
 loop, with snapshots, cached live views, connection tests and every control the dashboard offers.
 
 Concurrency model (the only place it is decided):
-- All clients and their aiohttp sessions live on one private `LoopThread`. Async methods
-  (`asnapshot`, ...) run on that loop and are what the collector uses; the sync facade used by
-  page scripts submits to it and waits with a timeout.
-- Each server keeps its latest snapshot and at most one refresh in flight. Any number of page
-  sessions asking for a live view share that refresh; a page waits for it only up to a bound,
-  so a slow or dead server never stalls the view of the others.
+- All clients (the SDK's aiohttp sessions for controls, the snapshot reads' own Twirp pools)
+  live on one private `LoopThread`. Async methods (`asnapshot`, ...) run on that loop and are
+  what the collector uses; the sync facade used by page scripts submits to it and waits with a
+  timeout.
+- Each server keeps its latest snapshot, its last successful one, and at most one refresh in
+  flight. Any number of page sessions asking for a live view share that refresh; a page waits
+  for it only up to a bound, so a slow or dead server never stalls the view of the others.
+- A snapshot is bound by round trips, not by calls: it issues every call it needs at once, up
+  to a per-server bound (`concurrency`) that also bounds that server's connection pool
+  (HTTP/1.1 carries one call at a time per connection). Each server has its own bound and
+  pool, so a slow server holds only its own. Idle connections stay open between snapshots
+  (lib/livekit/twirp.py), so a steady snapshot opens none.
 - Every call records the server's health: when it last answered, and since when it has failed.
 """
 
@@ -23,13 +29,12 @@ from typing import TypeVar
 
 import aiohttp
 from livekit import api
-from livekit.api.twirp_client import TwirpClient
 from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import models as models_pb
 from livekit.protocol import room as room_pb
 
 from ..aio import LoopThread
-from ..config import ServerConfig
+from ..config import ConfigError, ServerConfig, validate_url
 from .errors import Category, GatewayError, classify
 from .records import (
     SOURCE_BY_NAME,
@@ -44,16 +49,53 @@ from .records import (
     room_from_proto,
     track_from_proto,
 )
+from .twirp import TwirpPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# One room's reads: its participants, and its dispatches when they were read with them.
+_Reads = tuple[
+    list[models_pb.ParticipantInfo] | Exception, list[dispatch_pb.AgentDispatch] | Exception | None
+]
 
 # Failures that say something about the server as a whole (not about one room or participant).
-_SERVER_DOWN = {Category.UNREACHABLE, Category.UNAUTHORIZED, Category.TIMEOUT}
+_SERVER_DOWN = {Category.UNREACHABLE, Category.UNAUTHORIZED, Category.TIMEOUT, Category.NOT_LIVEKIT}
+# Calls a snapshot may have in flight per server by default: one wave for a few hundred rooms.
+DEFAULT_CONCURRENCY = 512
+# Connections of the SDK client that carries controls and probes (snapshots have their own pool).
+_CONTROL_CONNECTIONS = 16
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise the process's soft limit on open files towards `wanted`, within the hard limit.
+
+    Each server may hold `concurrency` connections, and Python keeps the soft limit it was
+    started with (1024 under systemd and some container runtimes), where a Go program raises
+    it to the hard limit by itself. Past the limit a connection fails as "unreachable".
+    """
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+
+
+async def _attempt(call: Awaitable[T]) -> T | Exception:
+    """The call's result, or the exception it raised (cancellation still propagates)."""
+    try:
+        return await call
+    except Exception as exc:  # noqa: BLE001 - the caller classifies it
+        return exc
 
 
 @dataclass(frozen=True)
@@ -77,23 +119,23 @@ class ServerHealth:
 class LiveView:
     """What a page shows for one server: the newest snapshot (possibly an error one), whether a
     fresher one is still being fetched, the server's health, and the newest snapshot that
-    succeeded, however old (None if the server never answered)."""
+    succeeded, however old, so a page can keep showing it while the server does not answer."""
 
     server: str
-    snapshot: ServerSnapshot | None
+    snapshot: ServerSnapshot | None  # the newest attempt; None before the first one ended
     refreshing: bool
     health: ServerHealth
-    last_good: ServerSnapshot | None = None
+    last_good: ServerSnapshot | None = None  # None if the server never answered a snapshot
 
     @property
     def current(self) -> ServerSnapshot | None:
-        """The newest snapshot when it succeeded; None while the server fails or never answered."""
+        """The newest attempt when it succeeded, else None."""
         return self.snapshot if self.snapshot is not None and self.snapshot.ok else None
 
     @property
     def stale(self) -> bool:
-        """The newest attempt failed, but an older snapshot succeeded."""
-        return self.current is None and self.last_good is not None
+        """The newest attempt failed, and `last_good` is older data to show in its place."""
+        return self.current is None and self.snapshot is not None and self.last_good is not None
 
 
 @dataclass(frozen=True)
@@ -130,7 +172,8 @@ class PermissionUpdate:
 
 
 class _SnapshotReader:
-    """The three read calls a snapshot makes, with bearer tokens cached per room.
+    """The three read calls a snapshot makes, over the gateway's own Twirp pool (lib/livekit/
+    twirp.py says why not aiohttp), with bearer tokens cached per room.
 
     The SDK signs a new JWT for every request; at hundreds of calls per snapshot that signing
     was over half of the client's CPU, so snapshot reads reuse a token for part of its life.
@@ -140,15 +183,12 @@ class _SnapshotReader:
     REUSE_FOR = 300.0  # seconds; a cached token always has at least 5 minutes left
     MAX_TOKENS = 5000
 
-    def __init__(self, session: aiohttp.ClientSession, config: ServerConfig, timeout: float) -> None:
+    def __init__(self, config: ServerConfig, timeout: float) -> None:
         self._config = config
-        self._twirp = TwirpClient(session, config.http_url, "livekit", failover=False)
-        # Passed on every request: TwirpClient otherwise sends timeout=None, which aiohttp reads
-        # as "no timeout at all" and which overrides the session's own timeout.
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 3.0))
-        self._tokens: dict[str, tuple[float, dict[str, str]]] = {}
+        self._pool = TwirpPool(config.http_url, timeout=timeout, connect_timeout=min(timeout, 3.0))
+        self._tokens: dict[str, tuple[float, bytes]] = {}
 
-    def _header(self, room: str | None) -> dict[str, str]:
+    def _header(self, room: str | None) -> bytes:
         key = "\0list" if room is None else room
         now = time.monotonic()
         cached = self._tokens.get(key)
@@ -163,42 +203,26 @@ class _SnapshotReader:
             .with_ttl(self.TOKEN_TTL)
             .to_jwt()
         )
-        header = {"Authorization": f"Bearer {token}"}
+        header = f"Authorization: Bearer {token}\r\n".encode("ascii")
         self._tokens[key] = (now + self.REUSE_FOR, header)
         return header
 
     async def list_rooms(self) -> list[models_pb.Room]:
-        resp = await self._twirp.request(
-            "RoomService",
-            "ListRooms",
-            room_pb.ListRoomsRequest(),
-            self._header(None),
-            room_pb.ListRoomsResponse,
-            timeout=self._timeout,
-        )
-        return list(resp.rooms)
+        body = await self._pool.call("livekit.RoomService/ListRooms", self._header(None), b"")
+        return list(room_pb.ListRoomsResponse.FromString(body).rooms)
 
     async def list_participants(self, room: str) -> list[models_pb.ParticipantInfo]:
-        resp = await self._twirp.request(
-            "RoomService",
-            "ListParticipants",
-            room_pb.ListParticipantsRequest(room=room),
-            self._header(room),
-            room_pb.ListParticipantsResponse,
-            timeout=self._timeout,
-        )
-        return list(resp.participants)
+        request = room_pb.ListParticipantsRequest(room=room).SerializeToString()
+        body = await self._pool.call("livekit.RoomService/ListParticipants", self._header(room), request)
+        return list(room_pb.ListParticipantsResponse.FromString(body).participants)
 
     async def list_dispatch(self, room: str) -> list[dispatch_pb.AgentDispatch]:
-        resp = await self._twirp.request(
-            "AgentDispatchService",
-            "ListDispatch",
-            dispatch_pb.ListAgentDispatchRequest(room=room),
-            self._header(room),
-            dispatch_pb.ListAgentDispatchResponse,
-            timeout=self._timeout,
-        )
-        return list(resp.agent_dispatches)
+        request = dispatch_pb.ListAgentDispatchRequest(room=room).SerializeToString()
+        body = await self._pool.call("livekit.AgentDispatchService/ListDispatch", self._header(room), request)
+        return list(dispatch_pb.ListAgentDispatchResponse.FromString(body).agent_dispatches)
+
+    async def close(self) -> None:
+        await self._pool.close()
 
 
 @dataclass
@@ -208,11 +232,21 @@ class _Server:
     client: api.LiveKitAPI
     reader: _SnapshotReader
     health: ServerHealth
-    latest: ServerSnapshot | None = None
+    sem: asyncio.Semaphore
+    latest: ServerSnapshot | None = None  # the newest attempt
     last_good: ServerSnapshot | None = None
-    stale: bool = False
+    seen: Mapping[str, bool] = field(default_factory=dict)  # `last_good`'s rooms: had participants
+    dirty: bool = False  # a control changed something since `latest`
     inflight: asyncio.Task[ServerSnapshot] | None = None
-    sem: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+
+    def keep(self, snapshot: ServerSnapshot) -> None:
+        self.latest, self.dirty = snapshot, False
+        if snapshot.ok:
+            self.last_good = snapshot
+            self.seen = {r.room.name: bool(r.participants) for r in snapshot.rooms}
+
+    def view(self, refreshing: bool) -> LiveView:
+        return LiveView(self.config.name, self.latest, refreshing, self.health, self.last_good)
 
 
 class LiveKitGateway:
@@ -221,8 +255,10 @@ class LiveKitGateway:
         servers: Iterable[ServerConfig] = (),
         *,
         request_timeout: float = 4.0,
-        concurrency: int = 32,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        """`concurrency`: the most Server API calls a snapshot has in flight per server, which is
+        also about how many connections the gateway keeps open to each server."""
         self._timeout = request_timeout
         self._concurrency = concurrency
         self._loop = LoopThread("livekit-gateway")
@@ -243,7 +279,8 @@ class LiveKitGateway:
     def _session(self) -> aiohttp.ClientSession:
         # Runs on the gateway loop: an aiohttp session binds to the loop it is created on.
         timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=min(self._timeout, 3.0))
-        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=self._concurrency))
+        connector = aiohttp.TCPConnector(limit=_CONTROL_CONNECTIONS)
+        return aiohttp.ClientSession(timeout=timeout, connector=connector)
 
     @staticmethod
     def _client(config: ServerConfig, session: aiohttp.ClientSession) -> api.LiveKitAPI:
@@ -251,6 +288,9 @@ class LiveKitGateway:
 
     def set_servers(self, configs: list[ServerConfig]) -> None:
         """Make the gateway watch exactly these servers, keeping clients whose config is unchanged."""
+        # Room for every server's connections (and a test connection) beside what the rest of
+        # the process has open.
+        _allow_open_files(1024 + self._concurrency * (len(configs) + 1))
         self._loop.run(self._aset_servers(configs), timeout=30)
 
     async def _aset_servers(self, configs: list[ServerConfig]) -> None:
@@ -261,6 +301,7 @@ class LiveKitGateway:
                 del self._servers[name]
                 if current.inflight and not current.inflight.done():
                     current.inflight.cancel()
+                await current.reader.close()
                 await current.session.close()
         for name, config in wanted.items():
             if name not in self._servers:
@@ -269,7 +310,7 @@ class LiveKitGateway:
                     config=config,
                     session=session,
                     client=self._client(config, session),
-                    reader=_SnapshotReader(session, config, self._timeout),
+                    reader=_SnapshotReader(config, self._timeout),
                     health=ServerHealth(name, config.url),
                     sem=asyncio.Semaphore(self._concurrency),
                 )
@@ -319,45 +360,105 @@ class LiveKitGateway:
 
     # ----- snapshots -----------------------------------------------------------------------
 
-    async def _room_snapshot(self, srv: _Server, room: Room) -> RoomSnapshot | None:
-        name, reader = srv.config.name, srv.reader
+    @staticmethod
+    async def _bounded(srv: _Server, call: Callable[[str], Awaitable[T]], room: str) -> T:
+        async with srv.sem:
+            return await call(room)
+
+    # A snapshot's calls form a chain: ListRooms, then each room's ListParticipants, then
+    # ListDispatch for the rooms with participants, so done in order it is three round trips
+    # deep. The last good snapshot predicts most of the chain: its rooms are read beside
+    # ListRooms (`_read_ahead`), with their dispatches when they had participants
+    # (`_speculate`), which makes a steady snapshot one round trip. A room new since then costs
+    # two (it is read once ListRooms names it, dispatches at once); a room that gained its first
+    # participant costs its dispatch read after that. A read of a room that turns out closed or
+    # empty is dropped. In a steady state no call is made that the chain would not have made.
+
+    def _read_ahead(self, srv: _Server) -> Mapping[str, bool]:
+        """Rooms to read without waiting for ListRooms: name -> whether to read dispatches too."""
+        return srv.seen
+
+    def _speculate(self, srv: _Server, room: str) -> bool:
+        """Whether to read the dispatches of a room ListRooms named beside its participants:
+        yes unless the last good snapshot saw it empty (a new room most likely has someone)."""
+        return srv.seen.get(room, True)
+
+    async def _read_room(self, srv: _Server, room: str, with_dispatches: bool) -> _Reads:
+        """A room's participants, and its dispatches when it has any: read beside the
+        participants if `with_dispatches`, else after them."""
+        reader = srv.reader
+        early = asyncio.ensure_future(self._bounded(srv, reader.list_dispatch, room)) if with_dispatches else None
         try:
-            async with srv.sem:
-                found = await reader.list_participants(room.name)
-        except Exception as exc:  # noqa: BLE001
-            error = classify(exc, name)
+            found = await _attempt(self._bounded(srv, reader.list_participants, room))
+            if early is not None:
+                return found, await _attempt(early)
+        except asyncio.CancelledError:
+            if early is not None:
+                early.cancel()
+            raise
+        if isinstance(found, list) and found:
+            return found, await _attempt(self._bounded(srv, reader.list_dispatch, room))
+        return found, None
+
+    @staticmethod
+    def _room_from(srv: _Server, room: Room, reads: _Reads) -> RoomSnapshot | None:
+        name = srv.config.name
+        found, dispatches = reads
+        if isinstance(found, Exception):
+            error = classify(found, name)
             if error.category is Category.NOT_FOUND:
                 return None  # the room closed between ListRooms and this call
             raise error from None
         participants = tuple(participant_from_proto(name, room.name, p) for p in found)
         if not participants:
             # ListRooms' own participant count lags (livekit-server 1.13 reports 0 for busy
-            # rooms), so "non-empty" is decided by the participants just listed.
+            # rooms), so "non-empty" is decided by the participants just listed. An early
+            # dispatch read of an empty room is dropped: dispatches are shown for rooms with
+            # participants only (every room carries LiveKit's automatic dispatch).
             return RoomSnapshot(room)
-        try:
-            async with srv.sem:
-                dispatches = await reader.list_dispatch(room.name)
-        except Exception as exc:  # noqa: BLE001
-            error = classify(exc, name)
+        if isinstance(dispatches, Exception):
+            error = classify(dispatches, name)
             if error.category in _SERVER_DOWN:
                 raise error from None
             return RoomSnapshot(room, participants, (), error)
-        return RoomSnapshot(room, participants, tuple(dispatch_from_proto(name, d) for d in dispatches))
+        return RoomSnapshot(room, participants, tuple(dispatch_from_proto(name, d) for d in dispatches or ()))
 
     async def _take_snapshot(self, srv: _Server) -> ServerSnapshot:
         name = srv.config.name
         taken_at, started = _now(), time.perf_counter()
+        ahead = {room: asyncio.ensure_future(self._read_room(srv, room, busy)) for room, busy in self._read_ahead(srv).items()}
+        reads: list[tuple[Room, asyncio.Future[_Reads], bool]] = []
         try:
             async with srv.sem:
                 listed = await srv.reader.list_rooms()
-            rooms = [room_from_proto(name, r) for r in listed]
-            per_room = await asyncio.gather(*(self._room_snapshot(srv, r) for r in rooms))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a categorised error
+            for proto in listed:
+                room = room_from_proto(name, proto)
+                task = ahead.pop(room.name, None)
+                if task is None:
+                    reads.append((room, asyncio.ensure_future(self._read_room(srv, room.name, self._speculate(srv, room.name))), False))
+                else:
+                    reads.append((room, task, True))
+            per_room = []
+            for room, task, read_ahead in reads:
+                result = await task
+                if read_ahead and isinstance(result[0], Exception) and classify(result[0]).category is Category.NOT_FOUND:
+                    # Read just before ListRooms saw it (re)created: read it again.
+                    result = await self._read_room(srv, room.name, self._speculate(srv, room.name))
+                per_room.append(self._room_from(srv, room, result))
+        except BaseException as exc:
+            for task in (*ahead.values(), *(t for _, t, _ in reads)):
+                task.cancel()
+            if not isinstance(exc, Exception):
+                raise  # cancelled
             error = classify(exc, name)
             self._record_error(srv, error)
             return ServerSnapshot(name, taken_at, time.perf_counter() - started, error=error)
+        finally:
+            # Reads of rooms that closed since the last snapshot (or cancelled above) end here,
+            # so no call of this snapshot outlives it.
+            leftover = [*ahead.values(), *(t for _, t, _ in reads if not t.done())]
+            if leftover:
+                await asyncio.gather(*leftover, return_exceptions=True)
         self._record_ok(srv, snapshot=True)
         found = tuple(sorted((r for r in per_room if r is not None), key=lambda r: r.room.name))
         return ServerSnapshot(name, taken_at, time.perf_counter() - started, rooms=found)
@@ -367,14 +468,8 @@ class LiveKitGateway:
         ListDispatch for every non-empty room, concurrently within the concurrency bound."""
         srv = self._server(server)
         snapshot = await self._take_snapshot(srv)
-        self._keep(srv, snapshot)
+        srv.keep(snapshot)
         return snapshot
-
-    @staticmethod
-    def _keep(srv: _Server, snapshot: ServerSnapshot) -> None:
-        srv.latest, srv.stale = snapshot, False
-        if snapshot.ok:
-            srv.last_good = snapshot
 
     def snapshot(self, server: str, timeout: float | None = None) -> ServerSnapshot:
         return self._loop.run(self.asnapshot(server), timeout or self._timeout * 4)
@@ -385,7 +480,7 @@ class LiveKitGateway:
         for srv in self._servers.values():
             fresh = (
                 srv.latest is not None
-                and not srv.stale
+                and not srv.dirty
                 and (now - srv.latest.taken_at).total_seconds() <= max_age
             )
             if fresh:
@@ -395,20 +490,11 @@ class LiveKitGateway:
             pending.append(srv.inflight)
         if pending:
             await asyncio.wait(pending, timeout=wait)
-        return [
-            LiveView(
-                name,
-                srv.latest,
-                refreshing=srv.inflight is not None and not srv.inflight.done(),
-                health=srv.health,
-                last_good=srv.last_good,
-            )
-            for name, srv in self._servers.items()
-        ]
+        return [srv.view(refreshing=srv.inflight is not None and not srv.inflight.done()) for srv in self._servers.values()]
 
     async def _refresh(self, srv: _Server) -> ServerSnapshot:
         snapshot = await self._take_snapshot(srv)
-        self._keep(srv, snapshot)
+        srv.keep(snapshot)
         return snapshot
 
     def live(self, max_age: float = 1.0, wait: float = 3.0) -> list[LiveView]:
@@ -418,23 +504,29 @@ class LiveKitGateway:
             return self._loop.run(self._alive(max_age, wait), wait + 5)
         except TimeoutError:
             # The loop itself is overloaded: show what is cached rather than fail the page.
-            return [LiveView(n, s.latest, True, s.health, s.last_good) for n, s in list(self._servers.items())]
+            return [srv.view(refreshing=True) for srv in list(self._servers.values())]
 
     # ----- connection test -----------------------------------------------------------------
 
     async def _atest(self, config: ServerConfig) -> ConnectionResult:
         started = time.perf_counter()
-        session = self._session()
+        reader = _SnapshotReader(config, self._timeout)
         try:
-            rooms = await _SnapshotReader(session, config, self._timeout).list_rooms()
+            rooms = await reader.list_rooms()
             return ConnectionResult(True, time.perf_counter() - started, rooms=len(rooms))
         except Exception as exc:  # noqa: BLE001
             return ConnectionResult(False, time.perf_counter() - started, error=classify(exc, config.name))
         finally:
-            await session.close()
+            await reader.close()
 
     def test_connection(self, config: ServerConfig) -> ConnectionResult:
         """Try a server (configured or not) with a throwaway client; never raises."""
+        try:
+            validate_url(config.url)
+        except ConfigError as exc:
+            # Nothing was sent: say what a LiveKit URL looks like rather than what failed.
+            error = GatewayError(Category.INVALID, str(exc), config.name, hint="the URL was not tried; correct it and test again")
+            return ConnectionResult(False, 0.0, error=error)
         try:
             return self._loop.run(self._atest(config), self._timeout + 2)
         except TimeoutError:
@@ -443,7 +535,7 @@ class LiveKitGateway:
     # ----- controls ------------------------------------------------------------------------
 
     def _call(self, server: str, op: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
-        """Run one control on `server`, classify its failure, and mark the cached view stale."""
+        """Run one control on `server`, classify its failure, and mark the cached view out of date."""
         srv = self._server(server)
 
         async def run() -> T:
@@ -457,7 +549,7 @@ class LiveKitGateway:
                 self._record_error(srv, error)
                 raise error from None
             self._record_ok(srv)
-            srv.stale = True
+            srv.dirty = True
             return result
 
         try:
@@ -487,11 +579,6 @@ class LiveKitGateway:
         )
         created = self._call(server, lambda c: c.room.create_room(request))
         return room_from_proto(server, created)
-
-    def find_room(self, server: str, name: str) -> Room | None:
-        """The room of that name on the server, or None."""
-        listed = self._call(server, lambda c: c.room.list_rooms(api.ListRoomsRequest(names=[name])))
-        return next((room_from_proto(server, r) for r in listed.rooms if r.name == name), None)
 
     def delete_room(self, server: str, room: str) -> None:
         self._call(server, lambda c: c.room.delete_room(api.DeleteRoomRequest(room=room)))
