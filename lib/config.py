@@ -190,8 +190,8 @@ def load_settings(
         default_server=default_server,
         secret_key=pick("DASHBOARD_SECRET_KEY") or None,
         request_timeout=_number(pick("DASHBOARD_REQUEST_TIMEOUT"), "DASHBOARD_REQUEST_TIMEOUT", 4.0, 0.5, 60),
-        # Calls a snapshot has in flight per server, and so connections kept open to it: every
-        # call of a snapshot of a few hundred rooms at once (lib/livekit/gateway.py).
+        # The most calls a snapshot keeps in flight per server, and so connections kept open to
+        # it; the gateway uses fewer for a server that answers fast (lib/livekit/gateway.py).
         snapshot_concurrency=int(
             _number(pick("DASHBOARD_SNAPSHOT_CONCURRENCY"), "DASHBOARD_SNAPSHOT_CONCURRENCY", 512, 1, 4096)
         ),
