@@ -297,6 +297,10 @@ class LiveKitGateway:
     def _client(config: ServerConfig, session: aiohttp.ClientSession) -> api.LiveKitAPI:
         return api.LiveKitAPI(config.http_url, config.api_key, config.api_secret, session=session, failover=False)
 
+    def _reader(self, config: ServerConfig) -> _SnapshotReader:
+        # Runs on the gateway loop, like _session (the benchmark swaps in the reads of before).
+        return _SnapshotReader(config, self._timeout)
+
     def set_servers(self, configs: list[ServerConfig]) -> None:
         """Make the gateway watch exactly these servers, keeping clients whose config is unchanged."""
         # Room for every server's connections (and a test connection) beside what the rest of
@@ -321,7 +325,7 @@ class LiveKitGateway:
                     config=config,
                     session=session,
                     client=self._client(config, session),
-                    reader=_SnapshotReader(config, self._timeout),
+                    reader=self._reader(config),
                     health=ServerHealth(name, config.url),
                     sem=asyncio.Semaphore(self._concurrency),
                 )
@@ -384,6 +388,8 @@ class LiveKitGateway:
     # two (it is read once ListRooms names it, dispatches at once); a room that gained its first
     # participant costs its dispatch read after that. A read of a room that turns out closed or
     # empty is dropped. In a steady state no call is made that the chain would not have made.
+    # A server that answers within the time it takes to send 32 calls (a local one) gains nothing
+    # from this and is read in order, 32 calls at a time, as before (measured: a little CPU).
 
     def _bound(self, srv: _Server) -> int:
         """How many calls the next snapshot of `srv` keeps in flight: enough to cover the round
@@ -396,14 +402,19 @@ class LiveKitGateway:
         wanted = math.ceil(srv.latency / _CALL_CPU)
         return max(min(_MIN_IN_FLIGHT, self._concurrency), min(wanted, self._concurrency))
 
+    @staticmethod
+    def _local(srv: _Server) -> bool:
+        """The server's round trip is shorter than sending the fewest calls kept in flight."""
+        return srv.latency is not None and srv.latency < _MIN_IN_FLIGHT * _CALL_CPU
+
     def _read_ahead(self, srv: _Server) -> Mapping[str, bool]:
         """Rooms to read without waiting for ListRooms: name -> whether to read dispatches too."""
-        return srv.seen
+        return {} if self._local(srv) else srv.seen
 
     def _speculate(self, srv: _Server, room: str) -> bool:
         """Whether to read the dispatches of a room ListRooms named beside its participants:
         yes unless the last good snapshot saw it empty (a new room most likely has someone)."""
-        return srv.seen.get(room, True)
+        return not self._local(srv) and srv.seen.get(room, True)
 
     async def _read_room(self, srv: _Server, room: str, with_dispatches: bool) -> _Reads:
         """A room's participants, and its dispatches when it has any: read beside the
@@ -510,7 +521,10 @@ class LiveKitGateway:
     async def _alive(self, max_age: float, wait: float) -> list[LiveView]:
         pending: list[asyncio.Task[ServerSnapshot]] = []
         now = _now()
-        for srv in self._servers.values():
+        # Quickest servers first, each refresh given two loop turns to set up and send its
+        # calls before the next one starts: one server's set-up then never delays the calls of
+        # a server that answers sooner (a slow or stalled server costs the others nothing).
+        for srv in sorted(self._servers.values(), key=lambda s: math.inf if s.latency is None else s.latency):
             fresh = (
                 srv.latest is not None
                 and not srv.dirty
@@ -520,6 +534,8 @@ class LiveKitGateway:
                 continue
             if srv.inflight is None or srv.inflight.done():
                 srv.inflight = asyncio.create_task(self._refresh(srv))
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             pending.append(srv.inflight)
         if pending:
             await asyncio.wait(pending, timeout=wait)

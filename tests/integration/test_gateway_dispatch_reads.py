@@ -1,12 +1,15 @@
-"""A snapshot reads the rooms of the last good snapshot beside ListRooms (with their dispatches
-when they had participants) and other rooms once ListRooms names them; whichever way a room was
-read, it reports the same participants and dispatches, none for an empty room, and rooms that
-closed or opened in between are gone or there. Real server, real agent worker."""
+"""A snapshot of a server across a network reads the rooms of the last good snapshot beside
+ListRooms (with their dispatches when they had participants) and other rooms once ListRooms
+names them; whichever way a room was read, it reports the same participants and dispatches, none
+for an empty room, and rooms that closed or opened in between are gone or there. Real server
+behind a proxy adding a 4 ms round trip (a server on loopback is read in order), real agent
+worker."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.latency_proxy import ProxyThread
 from lib.config import ServerConfig
 from lib.livekit.gateway import LiveKitGateway
 
@@ -39,10 +42,12 @@ class RecordingGateway(LiveKitGateway):
 
 @pytest.fixture
 def gateway(livekit_server):
-    config = ServerConfig(SERVER, livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    proxy = ProxyThread(("127.0.0.1", livekit_server.http_port), delay_ms=2)
+    config = ServerConfig(SERVER, f"ws://127.0.0.1:{proxy.port}", livekit_server.api_key, livekit_server.api_secret)
     gw = RecordingGateway([config], request_timeout=4.0)
     yield gw
     gw.close()
+    proxy.stop()
 
 
 def named(room_snapshot):

@@ -1,5 +1,6 @@
 """How many calls a snapshot keeps in flight, from the quickest call of the last snapshot: enough
-to cover the round trip, at least 32, at most the configured concurrency."""
+to cover the round trip, at least 32, at most the configured concurrency; and a server quicker
+than that floor is read in order, without reading ahead."""
 
 from __future__ import annotations
 
@@ -38,3 +39,12 @@ def test_a_concurrency_below_the_floor_is_kept():
         assert gw._bound(SimpleNamespace(latency=1.0)) == 8
     finally:
         gw.close()
+
+
+@pytest.mark.parametrize(("latency", "early"), [(None, True), (0.0001, False), (0.0015, False), (0.002, True), (0.020, True)])
+def test_only_a_server_farther_than_the_floor_is_read_ahead(gateway, latency, early):
+    srv = SimpleNamespace(latency=latency, seen={"busy": True, "quiet": False})
+
+    assert bool(gateway._read_ahead(srv)) is early
+    assert gateway._speculate(srv, "busy") is early and gateway._speculate(srv, "new") is early
+    assert gateway._speculate(srv, "quiet") is False
