@@ -82,9 +82,9 @@ class _Direction:
         self.closed = True
         sink = self.sink
         if sink is not None and not sink.is_closing():
-            if sink.can_write_eof():
+            try:
                 sink.write_eof()
-            else:
+            except OSError:  # the far side is already gone
                 sink.close()
         self._link.direction_done()
 
