@@ -32,9 +32,9 @@ def agents() -> None:
     cols = st.columns(len(counts) + 2)
     cols[0].metric("Dispatches", kinds.named, help="Dispatches of a named agent, in rooms with participants.")
     cols[1].metric(
-        "Rooms with only the automatic dispatch",
+        "Automatic only",
         kinds.automatic_only_rooms,
-        help=AUTOMATIC_HELP,
+        help=f"Rooms whose only dispatch is LiveKit's automatic one, without a job. {AUTOMATIC_HELP}",
     )
     for col, (status, n) in zip(cols[2:], counts.items()):
         col.metric(f"Jobs {status}", n)
