@@ -106,6 +106,9 @@ class AiohttpReader(_SnapshotReader):
     def take_fastest(self) -> float | None:
         return None  # the bound stays at 32
 
+    def trim(self, keep: int) -> None:
+        pass  # aiohttp keeps its own pool
+
     async def close(self) -> None:
         await super().close()
         await self._session.close()

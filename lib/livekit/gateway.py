@@ -230,6 +230,9 @@ class _SnapshotReader:
     def take_fastest(self) -> float | None:
         return self._pool.take_fastest()
 
+    def trim(self, keep: int) -> None:
+        self._pool.trim(keep)
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -465,6 +468,10 @@ class LiveKitGateway:
         finally:
             srv.snapshots_running -= 1
         srv.latency = srv.reader.take_fastest() or srv.latency
+        if srv.snapshots_running == 0:
+            # A snapshot at a wider bound (the first one, or a slower spell) opened connections
+            # the next one will not use; keep those it will.
+            srv.reader.trim(self._bound(srv) + _MIN_IN_FLIGHT)
         return snapshot
 
     async def _snapshot_calls(self, srv: _Server) -> ServerSnapshot:

@@ -278,6 +278,11 @@ class TwirpPool:
             raise ConnectError(self._host, self._port, exc) from None
         return conn
 
+    def trim(self, keep: int) -> None:
+        """Close idle connections beyond the `keep` used most recently."""
+        while len(self._idle) > keep:
+            self._idle.popleft().close()
+
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()
         while self._idle and now - self._idle[0].idle_since > self._keepalive:
