@@ -328,8 +328,10 @@ def loopback(setup: Setup, rounds: int) -> None:
         print(f"default / before: {now.median / then.median:.2f} (medians), {change:.2f} (paired by round);  "
               f"default / the code before: {now.median / older.median:.2f}, {change_old:.2f}")
         print(f"target: snapshot <= 500 ms and >= 5x faster than sequential; {verdict(now.median <= 0.5 and ratio >= 5)} in this run")
-        print(f"target: no slower than before (within {NOT_WORSE - 1:.0%}, paired); "
-              f"{verdict(change <= NOT_WORSE and change_old <= NOT_WORSE)} in this run")
+        # The target is about the numbers before this work, so the code before; "before" over
+        # today's client makes the same calls as the default here and shows the noise.
+        print(f"target: no slower than the code before (within {NOT_WORSE - 1:.0%}, paired); "
+              f"{verdict(change_old <= NOT_WORSE)} in this run ({change_old:.2f})")
     finally:
         if client is not None:
             gateway.loop.run(client.aclose(), 10)
@@ -399,8 +401,8 @@ def with_latency(setup: Setup, rounds: int, rtt_ms: float) -> None:
               f"(paired by round);  / the code before: {loop_default.median / loop_old.median:.2f}, {loop_change_old:.2f}")
         print(f"target: <= 100 ms at {rtt_ms:g} ms RTT; {verdict(now.median <= 0.100)} ({now.median * 1000:.0f} ms)")
         print(f"target: >= 2.5x faster than firing every call with a fresh client; {verdict(versus_fire >= 2.5)} ({versus_fire:.2f}x)")
-        print(f"target: loopback no slower than before (within {NOT_WORSE - 1:.0%}, paired); "
-              f"{verdict(loop_change <= NOT_WORSE and loop_change_old <= NOT_WORSE)} ({loop_change:.2f}, {loop_change_old:.2f})")
+        print(f"target: loopback no slower than the code before (within {NOT_WORSE - 1:.0%}, paired); "
+              f"{verdict(loop_change_old <= NOT_WORSE)} ({loop_change_old:.2f})")
 
         for gw in (*gateways.values(), *on_loopback.values()):
             gw.close()
