@@ -66,7 +66,7 @@ DEFAULT_CONCURRENCY = 512
 # What the client spends on one snapshot call (about 55 µs measured on two cores): while a call
 # waits out a round trip of R seconds, about R / this many more can be sent.
 _CALL_CPU = 50e-6
-# The fewest calls kept in flight: what served loopback and LAN servers best before.
+# The fewest calls kept in flight: the old fixed bound, which serves loopback and LAN servers well.
 _MIN_IN_FLIGHT = 32
 # Connections of the SDK client that carries controls and probes (snapshots have their own pool).
 _CONTROL_CONNECTIONS = 16
@@ -489,9 +489,12 @@ class LiveKitGateway:
                     reads.append((room, asyncio.ensure_future(self._read_room(srv, room.name, self._speculate(srv, room.name))), False))
                 else:
                     reads.append((room, task, True))
+            pending = [t for _, t, _ in reads if not t.done()]
+            if pending:
+                await asyncio.wait(pending)  # one wake-up, not one per room
             per_room = []
             for room, task, read_ahead in reads:
-                result = await task
+                result = task.result()
                 if read_ahead and isinstance(result[0], Exception) and classify(result[0]).category is Category.NOT_FOUND:
                     # Read just before ListRooms saw it (re)created: read it again.
                     result = await self._read_room(srv, room.name, self._speculate(srv, room.name))
@@ -529,8 +532,9 @@ class LiveKitGateway:
         pending: list[asyncio.Task[ServerSnapshot]] = []
         now = _now()
         # Quickest servers first, each refresh given two loop turns to set up and send its
-        # calls before the next one starts: one server's set-up then never delays the calls of
-        # a server that answers sooner (a slow or stalled server costs the others nothing).
+        # calls before the next one starts: a slower server's set-up then never delays the
+        # calls of one that answers sooner; what it still costs them is the CPU of sending its
+        # own calls (a stalled one, nothing).
         for srv in sorted(self._servers.values(), key=lambda s: math.inf if s.latency is None else s.latency):
             fresh = (
                 srv.latest is not None
