@@ -38,6 +38,10 @@ def agents() -> None:
     )
     for col, (status, n) in zip(cols[2:], counts.items()):
         col.metric(f"Jobs {status}", n)
+    st.caption(
+        "Jobs as the servers list them now: a job that ended leaves the list with its dispatch, so ended jobs "
+        "are rarely counted here. The History page's agent jobs chart keeps every state change."
+    )
 
     st.subheader("Agent participants")
     agents_in_rooms = [p for s in snapshots for p in agent_participants(s)]

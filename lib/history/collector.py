@@ -170,7 +170,14 @@ class Collector:
     async def _close_unwatched(self, wanted: set[str]) -> None:
         """Sessions still open for servers nobody watches any more (removed on the Servers page,
         now or while the dashboard was down) would stay "live" forever: end them, estimated, at
-        the last time each server answered."""
+        the last time each server answered. A store that cannot be read is logged and left:
+        the next removal (or start) tries again."""
+        try:
+            await self._end_unwatched(wanted)
+        except Exception:  # noqa: BLE001 - collecting goes on; the sessions stay open meanwhile
+            log.exception("history: could not end the sessions of servers no longer watched")
+
+    async def _end_unwatched(self, wanted: set[str]) -> None:
         for server in await asyncio.to_thread(servers_with_open_sessions, self._store):
             if server in wanted:
                 continue

@@ -547,7 +547,11 @@ class LiveKitGateway:
                 srv.inflight = asyncio.create_task(self._refresh(srv))
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)
-            pending.append(srv.inflight)
+            # A server already failing is refreshed without being waited for: a page would
+            # otherwise spend `wait` on it at every run while it hangs. It is shown as it last
+            # was (or as still answering) until the refresh in the background succeeds.
+            if srv.health.failing_since is None:
+                pending.append(srv.inflight)
         if pending:
             await asyncio.wait(pending, timeout=wait)
         return [srv.view(refreshing=srv.inflight is not None and not srv.inflight.done()) for srv in self._servers.values()]
@@ -639,6 +643,11 @@ class LiveKitGateway:
         )
         created = self._call(server, lambda c: c.room.create_room(request))
         return room_from_proto(server, created)
+
+    def find_room(self, server: str, name: str) -> Room | None:
+        """The room of that name on the server, or None."""
+        listed = self._call(server, lambda c: c.room.list_rooms(api.ListRoomsRequest(names=[name])))
+        return next((room_from_proto(server, r) for r in listed.rooms if r.name == name), None)
 
     def delete_room(self, server: str, room: str) -> None:
         self._call(server, lambda c: c.room.delete_room(api.DeleteRoomRequest(room=room)))

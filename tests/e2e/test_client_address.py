@@ -50,7 +50,7 @@ def create_room_through_a_proxy(browser: Browser, app: AppProcess, room: str) ->
         form.get_by_label("Room name").fill(room)
         form.get_by_role("button", name="Create room").click()
         wait_idle(page)
-        expect(page.get_by_text(f"Create room '{room}' on default: done.")).to_be_visible()
+        expect(page.get_by_test_id("stAlertContentSuccess").get_by_text(f"Create room '{room}' on default: done.")).to_be_visible()
     finally:
         context.close()
 

@@ -160,3 +160,35 @@ def test_sessions_timeline_shows_a_tricky_identity_as_the_text_it_is(page: Page,
     # The SVG text plotly drew: no bold tspan, no decoded or doubled entity, the override shown.
     assert gantt_labels.all_text_contents() == ['o"neil <b>bold</b> &amp; ⟨U+202E⟩evil']
     assert page.locator("[data-testid='stPlotlyChart'] .yaxislayer-above .ytick text tspan[style*='bold']").count() == 0
+
+
+def test_a_picked_session_stays_picked_when_a_newer_session_starts(page: Page, traffic: Traffic, livekit_server: DevServer) -> None:
+    summary = page.get_by_text(re.compile(r"^Showing [\d,]+ sessions, [\d,]+ live\."))
+    poll(page, "/sessions", lambda: summary.count() == 1)
+    table = page.get_by_test_id("stDataFrame")
+    box = table.bounding_box()
+    assert box is not None
+    headings = page.get_by_test_id("stHeading")
+    before = headings.all_text_contents()
+
+    # The row marker of the second row (Streamlit's grid: a header and rows of 35 px).
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 + 17)
+    wait_idle(page)
+    picked = [h for h in headings.all_text_contents() if h not in before]
+    assert picked, "picking the second row shows its session"
+
+    # A newer session starts: it is listed first, and the rows below move down by one.
+    pool = ParticipantPool(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        pool.join(readable("newer-room"), "newcomer")
+        count = int(re.search(r"Showing ([\d,]+)", summary.inner_text()).group(1).replace(",", ""))  # type: ignore[union-attr]
+        deadline = time.monotonic() + POLL_FOR_S
+        while int(re.search(r"Showing ([\d,]+)", summary.inner_text()).group(1).replace(",", "")) <= count:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the newer session was not recorded in time"
+            page.wait_for_timeout(POLL_EVERY_S * 1000)
+            page.get_by_test_id("stMain").get_by_role("heading", name="Sessions").click()
+            page.keyboard.press("r")  # Streamlit's rerun key: the same session, its pick kept
+            wait_idle(page)
+        assert picked[0] in headings.all_text_contents(), "the pick follows the session, not its row number"
+    finally:
+        pool.close()

@@ -162,7 +162,7 @@ def test_operator_creates_and_ends_a_room_from_the_browser(page: Page, lk_api, u
     form.get_by_label("Metadata").fill('{"agenda": "quarterly numbers"}')
     form.get_by_role("button", name="Create room").click()
     wait_idle(page)
-    expect(page.get_by_text(f"Create room '{name}' on default: done.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentSuccess").get_by_text(f"Create room '{name}' on default: done.")).to_be_visible()
     listed = lk_api.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name]))).rooms
     assert [(r.name, r.metadata) for r in listed] == [(name, '{"agenda": "quarterly numbers"}')]
 
@@ -181,7 +181,7 @@ def test_operator_creates_and_ends_a_room_from_the_browser(page: Page, lk_api, u
     expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_visible()
     page.get_by_role("button", name="Yes, end room", exact=True).click()
     wait_idle(page)
-    expect(page.get_by_text(f"End room '{name}': done.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentSuccess").get_by_text(f"End room '{name}': done.")).to_be_visible()
 
     remaining = lk_api.poll(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name])),
                             until=lambda r: not r.rooms)  # fmt: skip

@@ -59,7 +59,7 @@ def test_a_page_the_role_may_not_open_says_so(browser: Browser, dashboard: str, 
     form.get_by_label("User name").fill("analyst-hana")
     form.get_by_role("textbox", name="Initial password").fill("hana-password-123")
     form.get_by_role("button", name="Create user").click()
-    expect(page.get_by_text("User 'analyst-hana' created as analyst.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentSuccess").get_by_text("User 'analyst-hana' created as analyst.")).to_be_visible()
 
     context = browser.new_context(viewport=VIEWPORT, base_url=dashboard)
     context.set_default_timeout(APP_TIMEOUT_MS)

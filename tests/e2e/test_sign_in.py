@@ -36,7 +36,7 @@ def test_admin_creates_a_user_who_signs_in_with_only_their_pages(page: Page, bro
     form.get_by_label("User name").fill("analyst-ann")
     form.get_by_role("textbox", name="Initial password").fill("ann-password-123")
     form.get_by_role("button", name="Create user").click()
-    expect(page.get_by_text("User 'analyst-ann' created as analyst.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentSuccess").get_by_text("User 'analyst-ann' created as analyst.")).to_be_visible()
     screenshot(page, "users")
 
     context = browser.new_context(base_url=dashboard, viewport={"width": 1400, "height": 900})

@@ -50,3 +50,20 @@ def test_a_server_that_never_answered_has_no_last_good_snapshot():
 
     assert view.snapshot is not None and not view.snapshot.ok
     assert view.last_good is None and view.current is None and not view.stale
+
+
+def test_a_page_does_not_wait_again_for_a_server_that_is_already_failing(livekit_server):
+    stalled = ProxyThread(("127.0.0.1", livekit_server.http_port), delay_ms=0, stall=True)
+    config = ServerConfig("hung", f"ws://127.0.0.1:{stalled.port}", livekit_server.api_key, livekit_server.api_secret)
+    gateway = LiveKitGateway([config], request_timeout=1.0)
+    try:
+        [first] = gateway.live(max_age=0, wait=30)  # waited for: it times out
+        [second] = gateway.live(max_age=0, wait=30)  # already failing: its new refresh is not waited for
+    finally:
+        gateway.close()
+        stalled.stop()
+
+    assert first.snapshot is not None and first.snapshot.error is not None and first.snapshot.error.category is Category.TIMEOUT
+    assert not first.refreshing
+    assert second.refreshing, "the view came back while the refresh was still in flight"
+    assert second.snapshot is first.snapshot
