@@ -209,7 +209,7 @@ def test_postgresql_without_both_shared_keys_refuses_to_start(livekit_server: De
 
 def test_a_connection_test_that_does_not_connect_is_audited_as_failed(svc: Services) -> None:
     admin = Actor("root", "admin", "10.9.9.9")
-    result = svc.server_admin.test(admin, "nowhere", f"ws://127.0.0.1:{free_port()}", "key", "secret")
+    result = svc.server_admin.test(admin, "nowhere", f"ws://127.0.0.1:{free_port()}", "key", "s" * 32)
 
     assert not result.ok
     [row] = svc.audit.query(action="server.test")
