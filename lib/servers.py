@@ -36,6 +36,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class ServerRegistryError(Invalid):
     """A server cannot be added, changed or removed; the message says why."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message[:1].upper() + message[1:])  # a sentence on the page
+
 
 class ConnectionFailed(ActionError):
     """A server's connection test failed, so it was not saved; `result` says how."""

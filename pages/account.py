@@ -20,9 +20,9 @@ guard.same_tab_link("Sign out", "/auth/logout")
 
 st.subheader("Change password")
 with st.form("change_password", clear_on_submit=False):
-    current = st.text_input("Current password", type="password")
-    new = st.text_input("New password", type="password", help="At least 10 characters, at most 72 bytes.")
-    again = st.text_input("New password again", type="password")
+    current = st.text_input("Current password", type="password", key=live.widget_key("change_password", "current"))
+    new = st.text_input("New password", type="password", help="At least 10 characters, at most 72 bytes.", key=live.widget_key("change_password", "new"))
+    again = st.text_input("New password again", type="password", key=live.widget_key("change_password", "again"))
     if st.form_submit_button("Change password"):
         if new != again:
             st.error("The new passwords differ.")
@@ -33,6 +33,7 @@ with st.form("change_password", clear_on_submit=False):
                 st.error(md(str(exc)))
             else:
                 # Changing the password signs out every session, this one included: say so here,
-                # since the next run of this page finds no session.
+                # since the next run of this page finds no session (which also drops the form).
+                live.renew_form("change_password")
                 st.success("Password changed. Every session of yours was signed out, this one too: sign in with the new password.")
                 guard.sign_in_link()

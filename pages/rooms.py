@@ -38,18 +38,30 @@ def matching_rooms(views):
     ]
 
 
+NOTHING_PICKED = "_rooms_nothing_to_pick"
+
+
 @st.fragment(run_every=interval)
 def room_list() -> None:
     guard.recheck(svc)
     views = live.views(svc)
     live.server_banners(views)
     rooms = matching_rooms(views)
+    if rooms and not in_full_run and st.session_state.get(NOTHING_PICKED):
+        # The page below drew no room picker (no room, or the server was not answering); now there
+        # are rooms to pick: the whole page again, which the refresh of this list alone is not.
+        st.session_state[NOTHING_PICKED] = False
+        st.rerun(scope="app")
     st.caption(f"{len(rooms)} room(s)")
     st.dataframe(tables.rooms_frame(rooms), hide_index=True, width="stretch", column_config=tables.COLUMNS)
     live.refreshed_caption(views)
 
 
+# A run of the whole page draws the picker below anyway; only a refresh of the list alone (which
+# sees this module's globals as the last whole run left them) may need the page again.
+in_full_run = True
 room_list()
+in_full_run = False
 
 # The room picker and the controls sit outside the auto-refresh so a half-filled form is never
 # redrawn under the operator's hands; they use the snapshot of this run.
@@ -63,6 +75,7 @@ earlier = st.session_state.get("room_pick")
 gone = earlier is not None and earlier not in present and earlier not in choices
 offered = list(choices) + ([earlier] if gone else [])
 st.subheader("Room detail")
+st.session_state[NOTHING_PICKED] = not offered
 if not offered:
     st.caption("No room to show.")
     st.stop()
@@ -121,11 +134,17 @@ room = present[picked]
 st.subheader("Controls")
 # Keyed so the chosen tab survives the rerun that follows every action.
 p_tab, d_tab, a_tab, r_tab = st.tabs(["Participants", "Send data", "Agents", "Room"], key="controls_tab")
+
+
+def room_now():  # type: ignore[no-untyped-def]
+    return live.room_now(svc, server, room_name)
+
+
 with p_tab:
-    controls.participant_controls(control, actor, room)
+    controls.participant_controls(control, actor, room, room_now, interval)
 with d_tab:
     controls.data_controls(control, actor, room)
 with a_tab:
     controls.dispatch_controls(control, actor, room)
 with r_tab:
-    controls.room_controls(control, actor, room)
+    controls.room_controls(control, actor, room, room_now, interval)

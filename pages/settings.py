@@ -24,9 +24,10 @@ def report(name: str, result: ConnectionResult) -> None:
         st.error(f"{md(name)}: {result.error.category.value}: {md(result.error.hint)} ({md(result.error.detail)}), after {result.seconds:.1f} s.")
 
 
-def attempt(name: str, call, saved: str = "") -> None:  # type: ignore[no-untyped-def]
+def attempt(name: str, call, saved: str = "", form: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """Run one service call with a spinner. A test shows its result; a save that worked says so
-    after the rerun, and one whose connection test failed shows that test."""
+    after the rerun (with `form` opened afresh: no secret left in it), and one whose connection
+    test failed shows that test."""
     try:
         with st.spinner("Connecting…"):
             outcome = call()
@@ -38,6 +39,8 @@ def attempt(name: str, call, saved: str = "") -> None:  # type: ignore[no-untype
     else:
         if saved:
             live.flash(saved)
+            if form is not None:
+                live.renew_form(form)
             st.rerun()
         report(name, outcome)
 
@@ -62,16 +65,16 @@ else:
 
 st.subheader("Add a server")
 with st.form("add_server"):
-    name = st.text_input("Name", max_chars=64)
-    url = st.text_input("URL", placeholder="wss://livekit.example.com", max_chars=2048)
-    api_key = st.text_input("API key", max_chars=256)
-    api_secret = st.text_input("API secret", type="password", max_chars=1024)
+    name = st.text_input("Name", max_chars=64, key=live.widget_key("add_server", "name"))
+    url = st.text_input("URL", placeholder="wss://livekit.example.com", max_chars=2048, key=live.widget_key("add_server", "url"))
+    api_key = st.text_input("API key", max_chars=256, key=live.widget_key("add_server", "key"))
+    api_secret = st.text_input("API secret", type="password", max_chars=1024, key=live.widget_key("add_server", "secret"))
     test_clicked = st.form_submit_button("Test")
     save_clicked = st.form_submit_button("Test and save", type="primary")
     if test_clicked or save_clicked:
         shown = name.strip() or "new server"
         if save_clicked:
-            attempt(shown, lambda: admin.add(actor, name, url, api_key, api_secret), f"Server '{name.strip()}' added.")
+            attempt(shown, lambda: admin.add(actor, name, url, api_key, api_secret), f"Server '{name.strip()}' added.", form="add_server")
         else:
             attempt(shown, lambda: admin.test(actor, name.strip(), url, api_key, api_secret))
 

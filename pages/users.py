@@ -26,10 +26,10 @@ st.dataframe(
 )
 
 
-def attempt(call, message, clear: tuple[str, ...] = (), refusal_after_rerun: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """Run one service call. Success is said after a rerun, with the form's fields in `clear`
-    emptied (a created user's password must not stay in the field); a refusal or broken rule is
-    shown here with what was typed kept, or after a rerun for a confirmation's Yes."""
+def attempt(call, message, form: str | None = None, refusal_after_rerun: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Run one service call. Success is said after a rerun, with `form` opened afresh (a created
+    user's password must not stay in the field); a refusal or broken rule is shown here with
+    what was typed kept, or after a rerun for a confirmation's Yes."""
     try:
         result = call()
     except ActionError as exc:
@@ -39,22 +39,20 @@ def attempt(call, message, clear: tuple[str, ...] = (), refusal_after_rerun: boo
         live.flash(str(exc), ok=False)
     else:
         live.flash(message(result) if callable(message) else message)
-        for key in clear:
-            st.session_state.pop(key, None)
+        if form is not None:
+            live.renew_form(form)
     st.rerun()
 
 
 st.subheader("Create a user")
 with st.form("create_user"):
-    username = st.text_input("User name", max_chars=64, key="new_user_name")
-    role = st.selectbox("Role", ROLES, index=ROLES.index("analyst"), key="new_user_role")
-    password = st.text_input("Initial password", type="password", help="At least 10 characters, at most 72 bytes.", key="new_user_password")
+    username = st.text_input("User name", max_chars=64, key=live.widget_key("create_user", "name"))
+    role = st.selectbox("Role", ROLES, index=ROLES.index("analyst"), key=live.widget_key("create_user", "role"))
+    password = st.text_input(
+        "Initial password", type="password", help="At least 10 characters, at most 72 bytes.", key=live.widget_key("create_user", "password")
+    )
     if st.form_submit_button("Create user", type="primary"):
-        attempt(
-            lambda: users.create(actor, username, password, role),
-            lambda u: f"User '{u.username}' created as {u.role}.",
-            clear=("new_user_name", "new_user_role", "new_user_password"),
-        )
+        attempt(lambda: users.create(actor, username, password, role), lambda u: f"User '{u.username}' created as {u.role}.", form="create_user")
 
 if people:
     st.subheader("Change a user")
@@ -73,11 +71,12 @@ if people:
         elif live.confirm("Disable user", f"disable_{chosen.username}", f"Disable '{chosen.username}'? They are signed out at once and cannot sign in."):
             attempt(lambda: users.set_disabled(actor, chosen.username, True), f"'{chosen.username}' disabled.", refusal_after_rerun=True)
     with password_tab:
-        with st.form(f"password_{chosen.username}"):
-            new_password = st.text_input("New password", type="password", key=f"new_password_of_{chosen.username}")
+        form = f"password_{chosen.username}"
+        with st.form(form):
+            new_password = st.text_input("New password", type="password", key=live.widget_key(form, "password"))
             if st.form_submit_button("Reset password"):
                 attempt(
                     lambda: users.reset_password(actor, chosen.username, new_password),
                     f"Password of '{chosen.username}' reset; their sessions were signed out.",
-                    clear=(f"new_password_of_{chosen.username}",),
+                    form=form,
                 )

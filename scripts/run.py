@@ -12,7 +12,8 @@ Which LiveKit server:
 
 Children (each in its own session, so Ctrl-C reaches them only through this script):
   livekit-server (when local) -> traffic simulator (--demo) -> streamlit.
-SIGINT/SIGTERM/SIGHUP stop them by PID in reverse order and exit 0. If one exits on its own, the
+SIGINT/SIGTERM/SIGHUP stop them by PID in reverse order and exit 0. If the traffic simulator
+exits on its own it is started again (at most 5 times in 5 minutes); if another child exits, the
 others are stopped and the exit status is 1. The API secret is never printed.
 
 Settings: DASHBOARD_HOST (127.0.0.1), DASHBOARD_PORT (8501), LIVEKIT_DEV_PORT.
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,7 @@ class Child:
         self.name = name
         self.popen = popen
         self.dev = dev
+        self.respawn: Callable[[], Child] | None = None  # how to start it again, for one that may
 
     @property
     def pid(self) -> int | None:
@@ -107,12 +110,31 @@ class Child:
             proc.wait(STOP_TIMEOUT)
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str]) -> Child:
+def spawn(name: str, argv: list[str], env: dict[str, str], respawn: bool = False) -> Child:
+    """Start a child; with `respawn`, the child knows how to start again if it ends."""
     popen = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
     )
     say(f"==> started {name} (pid {popen.pid})")
-    return Child(name, popen=popen)
+    child = Child(name, popen=popen)
+    if respawn:
+        child.respawn = lambda: spawn(name, argv, env, respawn=True)
+    return child
+
+
+class Restarts:
+    """At most `limit` restarts within `window` seconds: a child that keeps dying is a fault."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit, self.window = limit, window
+        self._times: list[float] = []
+
+    def allow(self, now: float) -> bool:
+        self._times = [t for t in self._times if now - t < self.window]
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
 
 
 def stop_all(children: list[Child]) -> None:
@@ -277,7 +299,8 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
     if args.demo:
         sim = ROOT / "lib" / "sim"
         if (sim / "traffic.py").is_file() or (sim / "traffic" / "__main__.py").is_file():
-            children.append(spawn("traffic simulator", [python_cmd, "-m", "lib.sim.traffic"], env))
+            simulator = [python_cmd, "-m", "lib.sim.traffic"]
+            children.append(spawn("traffic simulator", simulator, env, respawn=True))
         else:
             warn("warning: lib/sim/traffic.py is missing; running without the traffic simulator")
 
@@ -291,16 +314,24 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
 
     started = time.monotonic()
     announced = False
+    restarts = Restarts()
     while True:
         if _stop_signal is not None:
             say(f"\n==> {signal.Signals(_stop_signal).name}: stopping")
             return 0
-        for child in children:
+        for index, child in enumerate(children):
             code = child.poll()
-            if code is not None:
-                warn(f"error: {child.name} (pid {child.pid}) exited unexpectedly with code {code};"
-                     " stopping the others")
-                return 1
+            if code is None:
+                continue
+            if child.respawn is not None and restarts.allow(time.monotonic()):
+                # The simulator's participants run on the livekit rtc SDK, whose native side now
+                # and then ends its process; the demo goes on with a new one.
+                warn(f"warning: {child.name} (pid {child.pid}) exited with code {code}; starting it again")
+                children[index] = child.respawn()
+                continue
+            warn(f"error: {child.name} (pid {child.pid}) exited unexpectedly with code {code};"
+                 " stopping the others")
+            return 1
         if not announced:
             ok = healthy(app_url)
             if ok or time.monotonic() - started > HEALTH_WAIT:

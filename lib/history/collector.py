@@ -244,7 +244,7 @@ class Collector:
                 if gap_since is None:
                     gap_since = snapshot.taken_at
                     items.append(GapStart(server, snapshot.taken_at, snapshot.error.category.value))
-                    log.warning("history: %s is %s; recording a gap", server, snapshot.error.category.value)
+                    log.warning("history: %s does not answer (%s); recording a gap", server, snapshot.error.category.value)
                 delay = self.interval * 2  # back off, but stay within two intervals of a recovery
             self._store.submit(items)
             await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))

@@ -4,6 +4,8 @@ each and report its answer. Destructive ones ask for confirmation first."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 import streamlit as st
@@ -22,17 +24,19 @@ def create_room_form(control: LiveControl, actor: Actor, servers: list[str]) -> 
         st.caption("Add a server on the Servers page first.")
         return
     with st.form("create_room"):
-        server = st.selectbox("Server", servers)
-        name = st.text_input("Room name", max_chars=256)
+        field = partial(live.widget_key, "create_room")
+        server = st.selectbox("Server", servers, key=field("server"))
+        name = st.text_input("Room name", max_chars=256, key=field("name"))
         c1, c2, c3 = st.columns(3)
-        empty_timeout = c1.number_input("Empty timeout (s)", 0, 7 * 86400, 0, help="Seconds an empty room stays open; 0 uses the server's default.")
-        departure_timeout = c2.number_input("Departure timeout (s)", 0, 7 * 86400, 0, help="Seconds the room stays after the last participant leaves; 0 uses the server's default.")
-        max_participants = c3.number_input("Max participants", 0, 100_000, 0, help="0 means no limit.")
-        metadata = st.text_area("Metadata", max_chars=64_000)
+        empty_timeout = c1.number_input("Empty timeout (s)", 0, 7 * 86400, 0, help="Seconds an empty room stays open; 0 uses the server's default.", key=field("empty"))
+        departure_timeout = c2.number_input("Departure timeout (s)", 0, 7 * 86400, 0, help="Seconds the room stays after the last participant leaves; 0 uses the server's default.", key=field("departure"))
+        max_participants = c3.number_input("Max participants", 0, 100_000, 0, help="0 means no limit.", key=field("max"))
+        metadata = st.text_area("Metadata", max_chars=64_000, key=field("metadata"))
         if st.form_submit_button("Create room", type="primary"):
             live.act(
                 f"Create room '{name}' on {server}",
-                lambda: control.create_room(
+                on_success=lambda: live.renew_form("create_room"),
+                action=lambda: control.create_room(
                     actor,
                     server,
                     name,
@@ -44,18 +48,19 @@ def create_room_form(control: LiveControl, actor: Actor, servers: list[str]) -> 
             )
 
 
-def room_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
+def room_controls(control: LiveControl, actor: Actor, room: RoomSnapshot, now: Callable[[], RoomSnapshot | None], interval: timedelta | None) -> None:
+    """`now()` reads the room as the server has it at each refresh (for the change notice)."""
     server, name = room.room.server, room.room.name
     form = f"room_metadata_{server}_{name}"
-    widgets = [f"{form}_text"]
-    seen = live.form_baseline(form, room.room.metadata, widgets)
+    seen = live.form_baseline(form, room.room.metadata)
+    live.watch_form(form, lambda: (r.room.metadata if (r := now()) else None), interval)
     with st.form(form):
-        metadata = st.text_area("Room metadata", value=seen, max_chars=64_000, key=widgets[0])
+        metadata = st.text_area("Room metadata", value=seen, max_chars=64_000, key=live.widget_key(form, "text"))
         if st.form_submit_button("Update metadata"):
             live.act(
                 "Update room metadata",
                 lambda: control.update_room_metadata(actor, server, name, metadata),
-                on_success=lambda: live.forget_form(form, widgets),
+                on_success=lambda: live.renew_form(form),
             )
     st.divider()
     st.caption("Ending a room disconnects everyone in it and deletes it on the server.")
@@ -68,7 +73,13 @@ def _participant_label(p: Participant) -> str:
     return label if len(label) <= 80 else label[:79] + "…"
 
 
-def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) -> None:
+def _member(room: RoomSnapshot | None, identity: str) -> Participant | None:
+    return next((p for p in room.participants if p.identity == identity), None) if room is not None else None
+
+
+def participant_controls(
+    control: LiveControl, actor: Actor, room: RoomSnapshot, now: Callable[[], RoomSnapshot | None], interval: timedelta | None
+) -> None:
     server, room_name = room.room.server, room.room.name
     if not room.participants:
         st.caption("Nobody is in this room.")
@@ -98,37 +109,36 @@ def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot)
         st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
     with perms_tab:
         form = f"perm_{key}"
-        names = ("subscribe", "publish", "sources", "data", "metadata", "hidden")
-        widgets = [f"{form}_{n}" for n in names]
-        perm = live.form_baseline(form, p.permission, widgets)
+        perm = live.form_baseline(form, p.permission)
+        live.watch_form(form, lambda: (m.permission if (m := _member(now(), identity)) else None), interval)
         with st.form(form):
-            can_subscribe = st.checkbox("Can subscribe", perm.can_subscribe, key=widgets[0])
-            can_publish = st.checkbox("Can publish", perm.can_publish, key=widgets[1])
+            field = partial(live.widget_key, form)
+            can_subscribe = st.checkbox("Can subscribe", perm.can_subscribe, key=field("subscribe"))
+            can_publish = st.checkbox("Can publish", perm.can_publish, key=field("publish"))
             sources = st.multiselect(
-                "Allowed sources (none selected: all)", list(SOURCE_BY_NAME), default=[s for s in perm.can_publish_sources if s in SOURCE_BY_NAME], key=widgets[2]
+                "Allowed sources (none selected: all)", list(SOURCE_BY_NAME), default=[s for s in perm.can_publish_sources if s in SOURCE_BY_NAME], key=field("sources")
             )
-            can_publish_data = st.checkbox("Can publish data", perm.can_publish_data, key=widgets[3])
-            can_update_metadata = st.checkbox("Can update own metadata", perm.can_update_metadata, key=widgets[4])
-            hidden = st.checkbox("Hidden from other participants", perm.hidden, key=widgets[5])
+            can_publish_data = st.checkbox("Can publish data", perm.can_publish_data, key=field("data"))
+            can_update_metadata = st.checkbox("Can update own metadata", perm.can_update_metadata, key=field("metadata"))
+            hidden = st.checkbox("Hidden from other participants", perm.hidden, key=field("hidden"))
             if st.form_submit_button("Update permissions"):
                 update = PermissionUpdate(can_subscribe, can_publish, can_publish_data, tuple(sources), can_update_metadata, hidden)
                 live.act(
                     f"Update permissions of {identity}",
                     lambda: control.update_permissions(actor, server, room_name, identity, update),
-                    on_success=lambda: live.forget_form(form, widgets),
+                    on_success=lambda: live.renew_form(form),
                 )
     with info_tab:
         form = f"info_{key}"
-        widgets = [f"{form}_name", f"{form}_metadata", f"{form}_attributes"]
-        seen = live.form_baseline(form, (p.name, p.metadata, dict(p.attributes)), widgets)
-        seen_name, seen_metadata, seen_attributes = seen
+        seen_name, seen_metadata, seen_attributes = live.form_baseline(form, (p.name, p.metadata, dict(p.attributes)))
+        live.watch_form(form, lambda: ((m.name, m.metadata, dict(m.attributes)) if (m := _member(now(), identity)) else None), interval)
         with st.form(form):
-            name = st.text_input("Name", value=seen_name, max_chars=1024, key=widgets[0])
-            metadata = st.text_area("Metadata", value=seen_metadata, max_chars=64_000, key=widgets[1])
+            name = st.text_input("Name", value=seen_name, max_chars=1024, key=live.widget_key(form, "name"))
+            metadata = st.text_area("Metadata", value=seen_metadata, max_chars=64_000, key=live.widget_key(form, "metadata"))
             attributes_text = st.text_area(
                 "Attributes (JSON object of strings; a key you delete here is deleted on the server)",
                 value=json.dumps(seen_attributes, ensure_ascii=False, indent=1),
-                key=widgets[2],
+                key=live.widget_key(form, "attributes"),
             )
             if st.form_submit_button("Update participant"):
                 try:
@@ -142,7 +152,7 @@ def participant_controls(control: LiveControl, actor: Actor, room: RoomSnapshot)
                 live.act(
                     f"Update {identity}",
                     lambda: control.update_participant(actor, server, room_name, identity, name=name, metadata=metadata, attributes={**attributes, **removed}),
-                    on_success=lambda: live.forget_form(form, widgets),
+                    on_success=lambda: live.renew_form(form),
                 )
     with remove_tab:
         st.caption("Removing disconnects the participant; they can rejoin if their token is still valid.")
@@ -184,8 +194,9 @@ def dispatch_controls(control: LiveControl, actor: Actor, room: RoomSnapshot) ->
         if st.form_submit_button("Dispatch agent"):
             live.act(f"Dispatch agent '{agent_name}'", lambda: control.create_dispatch(actor, server, room_name, agent_name, metadata))
     if room.dispatches:
-        ids = [d.id for d in room.dispatches]
-        by_id = {d.id: d for d in room.dispatches}
+        ordered = sorted(room.dispatches, key=lambda d: d.automatic)  # named dispatches first
+        ids = [d.id for d in ordered]
+        by_id = {d.id: d for d in ordered}
         chosen = st.selectbox("Dispatch", ids, format_func=lambda i: f"{i} · {by_id[i].agent_name or '(automatic)'}", key=f"dsel_{server}_{room_name}")
         if live.confirm("Delete dispatch", f"deldisp_{server}_{room_name}_{chosen}", f"Delete dispatch {chosen}? Its running agent job is ended."):
             live.act(f"Delete dispatch {chosen}", lambda: control.delete_dispatch(actor, server, room_name, chosen))

@@ -13,7 +13,7 @@ import streamlit as st
 from ..auth.policy import ActionError
 from ..livekit.errors import GatewayError
 from ..livekit.gateway import LiveView
-from ..livekit.records import ServerSnapshot
+from ..livekit.records import RoomSnapshot, ServerSnapshot
 from ..services import Services
 from .format import clock, md, since
 
@@ -56,6 +56,13 @@ def views(svc: Services, max_age: float = 1.0) -> list[LiveView]:
 def fresh(views: list[LiveView]) -> list[ServerSnapshot]:
     """The snapshots of the servers that answered this time: what live counts are made of."""
     return [v.current for v in views if v.current is not None]
+
+
+def room_now(svc: Services, server: str, room: str) -> RoomSnapshot | None:
+    """The room as the newest successful snapshot of its server has it (None if gone or the
+    server is not answering)."""
+    view = next((v for v in views(svc) if v.server == server), None)
+    return view.current.room(room) if view is not None and view.current is not None else None
 
 
 def refreshed_caption(views: list[LiveView]) -> None:
@@ -139,26 +146,45 @@ def act_on_click(what: str, action: Callable[[], object]) -> None:
         flash(f"{what}: done.")
 
 
-def form_baseline(key: str, current: T, widget_keys: list[str]) -> T:
-    """What a form of live values was opened with. Its widgets are keyed, so what the person
-    types survives the refreshes underneath; when the server's values have changed since, the
-    form says so and offers to load them (which resets its widgets)."""
-    seen_key = f"_form_seen_{key}"
-    seen = st.session_state.setdefault(seen_key, current)
-    if seen != current:
+def widget_key(form: str, field: str) -> str:
+    """The key of one field of `form`, renewed by `renew_form`. Streamlit keeps what a keyed
+    widget holds (in the browser too), and deleting its state does not empty what is shown; a
+    widget under a new key starts from its default, so a renewed form opens afresh."""
+    generation = st.session_state.get(f"_form_generation_{form}", 0)
+    return f"{form}_{field}" if not generation else f"{form}_{field}_{generation}"
+
+
+def renew_form(form: str) -> None:
+    """After a save (or on request): the form's fields start again from their defaults, and a
+    form of live values takes the server's values as they are then."""
+    st.session_state[f"_form_generation_{form}"] = st.session_state.get(f"_form_generation_{form}", 0) + 1
+    st.session_state.pop(f"_form_seen_{form}", None)
+
+
+def form_baseline(form: str, current: T) -> T:
+    """What a form of live values was opened with: its fields keep what the person types while
+    the values change underneath; `watch_form` says when they did."""
+    return st.session_state.setdefault(f"_form_seen_{form}", current)
+
+
+def watch_form(form: str, read: Callable[[], object], interval: timedelta | None) -> None:
+    """A small auto-refreshing notice beside a form of live values (the form itself is not
+    redrawn under the person's hands): when the server's values differ from what the form was
+    opened with, it says so and offers to load them."""
+
+    @st.fragment(run_every=interval)
+    def notice() -> None:
+        seen = st.session_state.get(f"_form_seen_{form}")
+        current = read()
+        if seen is None or current is None or current == seen:
+            return
         note, reload = st.columns([4, 1])
         note.warning("Changed on the server since this form was opened. Saving sends what the form shows.")
-        if reload.button("Load current values", key=f"reload_{key}"):
-            forget_form(key, widget_keys)
-            st.rerun()
-    return seen
+        if reload.button("Load current values", key=f"reload_{form}"):
+            renew_form(form)
+            st.rerun(scope="app")
 
-
-def forget_form(key: str, widget_keys: list[str]) -> None:
-    """After a save (or on request): the form opens anew with the server's values."""
-    st.session_state.pop(f"_form_seen_{key}", None)
-    for widget in widget_keys:
-        st.session_state.pop(widget, None)
+    notice()
 
 
 def confirm(label: str, key: str, prompt: str) -> bool:

@@ -219,3 +219,17 @@ def test_agents_page_shows_a_dispatched_agent_job(page: Page, agent_worker, part
     expect(metric(page, "Dispatches")).not_to_have_text("0")
     expect(page.get_by_text("No agent is in any room.")).to_have_count(0)
     screenshot(page, "agents")
+
+
+def test_the_room_picker_appears_by_itself_when_a_room_to_pick_appears(page: Page, lk_api) -> None:
+    name = readable("arrives-later")
+    goto(page, "/rooms")
+    search = page.get_by_role("textbox", name="Search")
+    search.fill(name)
+    search.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_text("No room to show.")).to_be_visible()
+
+    lk_api.create_room(name)  # the page only refreshes its list by itself; nobody touches it
+    expect(selectbox(page, "Room")).to_have_value(room_option(name), timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_text("No room to show.")).to_have_count(0)

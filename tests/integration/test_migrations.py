@@ -102,7 +102,7 @@ def test_server_registry_round_trip(engine: Engine) -> None:
 
     registry.remove("edge-eu")
     assert [s.name for s in registry.list()] == ["default"]
-    with pytest.raises(ServerRegistryError, match="no server"):
+    with pytest.raises(ServerRegistryError, match="No server"):
         registry.remove("edge-eu")
 
 

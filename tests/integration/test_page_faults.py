@@ -5,6 +5,7 @@ the Servers page's answer to a URL of the wrong kind."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -239,6 +240,24 @@ def test_an_attribute_edit_is_kept_while_the_participant_changes_underneath(
     assert member.name == "Grace Hopper"
     assert dict(member.attributes) == {"mine": "typed by the operator", "late.key": "2"}, "typed kept, unseen kept, deleted gone"
 
+    # After the save the form shows the server's values, so saving again changes nothing.
+    def attributes_shown(a: AppTest) -> dict[str, str]:
+        return json.loads(next(t for t in a.text_area if t.label.startswith("Attributes")).value)
+
+    assert attributes_shown(at) == {"mine": "typed by the operator", "late.key": "2"}
+    at.button(key=f"FormSubmitter:{form}-Update participant").click().run()
+    [member] = lk_api.list_participants(room)
+    assert dict(member.attributes) == {"mine": "typed by the operator", "late.key": "2"}
+
+    # A change on the server is announced beside the form, and "Load current values" loads it.
+    update = api.UpdateParticipantRequest(room=room, identity="grace", attributes={"later.key": "3"})
+    lk_api.call(lambda lk: lk.room.update_participant(update))
+    time.sleep(2.5)
+    at = at.run()
+    [reload] = [b for b in at.button if b.label == "Load current values" and form in (b.key or "")]
+    reload.click().run()
+    assert attributes_shown(at) == {"mine": "typed by the operator", "late.key": "2", "later.key": "3"}
+
 
 def test_a_picked_room_that_ends_stays_picked_and_offers_no_controls(
     dashboard: Services, lk_api, unique_name
@@ -273,15 +292,19 @@ def test_creating_a_room_that_exists_says_so_and_changes_nothing(dashboard: Serv
 
 def test_a_created_users_password_does_not_stay_in_the_form(dashboard: Services) -> None:
     at = run_page("users")
-    at.text_input(key="new_user_name").input("fresh-user")
-    at.text_input(key="new_user_password").input("fresh-user-password")
+
+    def field(label: str):  # type: ignore[no-untyped-def]
+        return next(t for t in at.text_input if t.label == label)
+
+    field("User name").input("fresh-user")
+    field("Initial password").input("fresh-user-password")
     at.button(key="FormSubmitter:create_user-Create user").click().run()
 
     assert any("User 'fresh-user' created as analyst." in plain(s.value) for s in at.success)
-    assert at.text_input(key="new_user_name").value == "" and at.text_input(key="new_user_password").value == ""
+    assert field("User name").value == "" and field("Initial password").value == ""
 
-    at.text_input(key="new_user_name").input("Fresh-User")  # a name taken in other letter case
-    at.text_input(key="new_user_password").input("another-password")
+    field("User name").input("Fresh-User")  # a name taken in other letter case
+    field("Initial password").input("another-password")
     at.button(key="FormSubmitter:create_user-Create user").click().run()
     assert any("already exists" in plain(e.value) for e in at.error)
-    assert at.text_input(key="new_user_name").value == "Fresh-User", "what was typed stays on an error"
+    assert field("User name").value == "Fresh-User", "what was typed stays on an error"

@@ -43,3 +43,9 @@ def test_no_server_configured_means_a_local_one_and_half_configured_is_an_error(
     assert script.configured_livekit({}, tmp_path / "missing.toml") is None
     with pytest.raises(ConfigError, match="LIVEKIT_API_SECRET"):
         script.configured_livekit({"LIVEKIT_URL": "ws://x", "LIVEKIT_API_KEY": "k"}, tmp_path / "missing.toml")
+
+
+def test_a_child_that_keeps_dying_is_restarted_only_so_often() -> None:
+    restarts = run_script().Restarts(limit=2, window=60.0)
+    assert [restarts.allow(t) for t in (0.0, 10.0, 20.0)] == [True, True, False]
+    assert restarts.allow(61.0), "an old restart no longer counts"
