@@ -106,6 +106,13 @@ class Settings:
     retention_days: dict[str, float] = field(default_factory=dict)
     # Reverse proxies whose X-Forwarded-For is believed (lib/auth/addresses.py); empty trusts none.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Seconds between the scheduler's ticks (scheduler.py).
+    scheduler_seconds: float = 5.0
+    # The longest meeting a host may schedule, in hours.
+    meeting_max_hours: float = 24.0
+    # Where people reach the dashboard (join links in invitations and calendars). Never taken
+    # from a request's headers, which a client can forge.
+    public_url: str = "http://127.0.0.1:8501"
 
     @property
     def secret_key_path(self) -> Path:
@@ -207,4 +214,15 @@ def load_settings(
         sample_days=_number(pick("DASHBOARD_HISTORY_SAMPLE_DAYS"), "DASHBOARD_HISTORY_SAMPLE_DAYS", 7, 0.01, 3650),
         retention_days={what: _retention(pick(name), name) for what, name in RETENTION_SETTINGS.items()},
         trusted_proxies=_networks(pick("DASHBOARD_TRUSTED_PROXIES"), "DASHBOARD_TRUSTED_PROXIES"),
+        scheduler_seconds=_number(pick("DASHBOARD_SCHEDULER_SECONDS"), "DASHBOARD_SCHEDULER_SECONDS", 5, 0.2, 3600),
+        meeting_max_hours=_number(pick("DASHBOARD_MEETING_MAX_HOURS"), "DASHBOARD_MEETING_MAX_HOURS", 24, 0.1, 24 * 14),
+        public_url=_public_url(pick("DASHBOARD_PUBLIC_URL") or f"http://{pick('DASHBOARD_HOST') or '127.0.0.1'}:{pick('DASHBOARD_PORT') or '8501'}"),
     )
+
+
+def _public_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c in rest for c in "?#"):
+        raise ConfigError(f"DASHBOARD_PUBLIC_URL must be an http:// or https:// address without a query, got {raw!r}")
+    return url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -93,3 +93,137 @@ class ChangeVersion(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Meeting(Base):
+    """A meeting or a recurring series: what it is, who hosts it and who may join. Each time it
+    takes place is an `Occurrence` (one for a single meeting); the join link (`link_slug`) is the
+    meeting's, so a series keeps one link. `link_version` is raised when the host rotates the
+    link, which revokes every invite signed before. `version` guards edits (optimistic updates);
+    `sequence` is the calendar's SEQUENCE, raised on every change a calendar should see."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    server: Mapped[str] = mapped_column(String(64), nullable=False)
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False)
+    instant: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    private: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    max_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    early_join_minutes: Mapped[int] = mapped_column(Integer, default=5, nullable=False)
+    guests_before_host: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    keep_chat: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    recurrence: Mapped[str | None] = mapped_column(Text, nullable=True)  # lib.meetings.recurrence JSON
+    link_slug: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    link_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    uid: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)  # the calendar UID
+    sequence: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class Occurrence(Base):
+    """One time a meeting takes place, with its own room and status (scheduled, active, ended,
+    cancelled). `original_start` is the series' own start for this occurrence (its calendar
+    RECURRENCE-ID), kept when the occurrence is moved alone. `waiting_since` and `last_error`
+    say why the scheduler could not act (its server did not answer). `version` is raised by
+    every change, so each transition is a conditional update that two schedulers never both win."""
+
+    __tablename__ = "occurrences"
+    # The scheduler's two scans: what is due to start, what is due to end.
+    __table_args__ = (
+        Index("ix_occurrences_status_starts_at", "status", "starts_at"),
+        Index("ix_occurrences_status_ends_at", "status", "ends_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False, index=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    original_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    moved: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    room_name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class CoHost(Base):
+    """A user who hosts a meeting beside its host."""
+
+    __tablename__ = "meeting_cohosts"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Invitee(Base):
+    """An email address on a private meeting's list (normalised; unique per meeting)."""
+
+    __tablename__ = "meeting_invitees"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+
+
+class Transition(Base):
+    """One status change of an occurrence, written in the same transaction as the change: the
+    record that counts how often each meeting was started and ended."""
+
+    __tablename__ = "meeting_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=False, index=True)
+    from_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    to_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class JoinGrant(Base):
+    """A join token issued for an occurrence: who it was for (never the token). The attendance
+    report reads the email given at join from here, by the participant's identity."""
+
+    __tablename__ = "join_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=False, index=True)
+    identity: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    host: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class JoinAttempt(Base):
+    """A join with a password or invite, kept per meeting and address to slow guessing."""
+
+    __tablename__ = "join_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False, index=True)
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class SchedulerBeat(Base):
+    """A scheduler process's heartbeat: the Overview says no scheduler runs when none is fresh."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_tick_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ticks: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    last_error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)

@@ -20,6 +20,7 @@ _DOING = {
     "manage_users": "manage users",
     "read_audit": "read the audit trail",
     "own_account": "change this account",
+    "host_meetings": "host meetings",
 }
 
 

@@ -34,6 +34,8 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"admin"}),  # create users, change roles, disable, reset passwords
     "read_audit": frozenset({"admin"}),
     "own_account": frozenset(ROLES),  # change one's own password
+    # Schedule, edit, cancel and end meetings: a host those they host or co-host, an admin all.
+    "host_meetings": frozenset({"admin", "host"}),
 }
 
 

@@ -10,17 +10,24 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from lib.config import REPO_ROOT, ServerConfig
 from lib.db import alembic_config, make_engine, migrate, session_factory
 from lib.livekit.devserver import free_port
+from lib.models import Base
 from lib.secretbox import SecretBox
 from lib.servers import ServerRegistry, ServerRegistryError
 from tests.postgres import create_database, drop_database
 
-SCHEMA_TABLES = {"users", "login_sessions", "login_attempts", "audit_events", "servers", "change_versions"}
+SCHEMA_TABLES = {
+    "users", "login_sessions", "login_attempts", "audit_events", "servers", "change_versions",
+    "meetings", "occurrences", "meeting_cohosts", "meeting_invitees", "meeting_transitions",
+    "join_grants", "join_attempts", "scheduler_heartbeats",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -83,6 +90,14 @@ def test_downgrade_to_base_then_upgrade_again_reaches_head(engine: Engine) -> No
     migrate(engine)
     assert SCHEMA_TABLES <= schema_tables(engine)
     assert stored_revisions(engine) == [head_revision()]
+
+
+def test_migrated_schema_matches_the_models(engine: Engine) -> None:
+    """The migrations and lib/models.py describe the same tables, columns and indexes."""
+    migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
 
 
 def test_server_registry_round_trip(engine: Engine) -> None:
