@@ -1,0 +1,1 @@
+"""Meetings: scheduling, series, invitees, join tokens and the scheduler's lifecycle."""
