@@ -50,21 +50,34 @@ def add_meeting(
     status: str = "scheduled",
 ) -> int:
     """A single meeting with one occurrence; returns the occurrence's id."""
-    slug = secrets.token_urlsafe(9)
     with sessions.begin() as session:
-        meeting = Meeting(
-            title=title, host_id=host_id, server=server, time_zone="Europe/Berlin", link_slug=slug,
-            uid=f"{slug}@test", max_participants=max_participants, early_join_minutes=early_join_minutes,
-        )  # fmt: skip
-        session.add(meeting)
-        session.flush()
-        occurrence = Occurrence(
-            meeting_id=meeting.id, starts_at=starts_at, ends_at=ends_at, original_start=starts_at,
-            status=status, room_name=room_name or f"meet-{secrets.token_hex(5)}",
-        )  # fmt: skip
-        session.add(occurrence)
-        session.flush()
-        return occurrence.id
+        return _add(session, host_id, starts_at, ends_at, title, server, room_name, max_participants, early_join_minutes, status)
+
+
+def add_meetings(sessions: sessionmaker[Session], host_id: int, spans: list[tuple[datetime, datetime, str]], *, title: str = "Meeting") -> list[int]:
+    """Many single meetings (start, end, room name) in one transaction; their occurrences' ids."""
+    with sessions.begin() as session:
+        return [_add(session, host_id, start, end, f"{title} {i}", "default", room, 0, 0, "scheduled") for i, (start, end, room) in enumerate(spans)]
+
+
+def _add(
+    session: Session, host_id: int, starts_at: datetime, ends_at: datetime, title: str, server: str,
+    room_name: str | None, max_participants: int, early_join_minutes: int, status: str,
+) -> int:  # fmt: skip
+    slug = secrets.token_urlsafe(9)
+    meeting = Meeting(
+        title=title, host_id=host_id, server=server, time_zone="Europe/Berlin", link_slug=slug,
+        uid=f"{slug}@test", max_participants=max_participants, early_join_minutes=early_join_minutes,
+    )  # fmt: skip
+    session.add(meeting)
+    session.flush()
+    occurrence = Occurrence(
+        meeting_id=meeting.id, starts_at=starts_at, ends_at=ends_at, original_start=starts_at,
+        status=status, room_name=room_name or f"meet-{secrets.token_hex(5)}",
+    )  # fmt: skip
+    session.add(occurrence)
+    session.flush()
+    return occurrence.id
 
 
 def occurrence(sessions: sessionmaker[Session], occurrence_id: int) -> Occurrence:
