@@ -490,6 +490,14 @@ def _database_error(exc: Exception) -> str:
     return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
 
 
+def next_tick_in(interval: float, failures: int, elapsed: float) -> float:
+    """Seconds until the next tick: the rest of the interval after a good tick (ticks keep their
+    pace), 2, 4, 8 ... intervals after one to `failures` failed ticks in a row, at most a minute."""
+    if failures:
+        return min(interval * 2.0**failures, DATABASE_BACKOFF_MAX)
+    return max(interval - elapsed, 0.0)
+
+
 def run(lifecycle: Lifecycle, interval: float, stop: threading.Event, name: str, *, once: bool = False) -> TickReport | None:
     """Tick every `interval` seconds until `stop` is set (or once), writing the heartbeat after
     each tick and a last one marked stopped at the end. A tick that raises (the database is
@@ -521,8 +529,7 @@ def run(lifecycle: Lifecycle, interval: float, stop: threading.Event, name: str,
         if once:
             break
         failures = max(outages.failures("database"), outages.failures("scheduler tick"))
-        delay = min(interval * 2**failures, DATABASE_BACKOFF_MAX) if failures else interval - (time.monotonic() - began)
-        stop.wait(max(delay, 0.0))
+        stop.wait(next_tick_in(interval, failures, time.monotonic() - began))
     try:
         lifecycle.beat(name, started_at, ticks, last_error, stopped=True)
     except SQLAlchemyError as exc:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lib.auth.audit import AuditLog
@@ -23,7 +24,7 @@ from lib.db import make_engine, migrate, session_factory
 from lib.livekit.devserver import DevServer, free_port
 from lib.livekit.gateway import LiveKitGateway
 from lib.livekit.records import Room
-from lib.meetings.lifecycle import ACTIVE, CANCELLED, ENDED, SCHEDULED, Lifecycle, LifecycleError, scheduler_state
+from lib.meetings.lifecycle import ACTIVE, CANCELLED, ENDED, SCHEDULED, Lifecycle, LifecycleError, run, scheduler_state
 from lib.models import Occurrence, SchedulerBeat, Transition, utcnow
 from lib.sim.participants import ParticipantPool
 from tests.schedule import Clock, add_host, add_meeting, occurrence, transitions, utc
@@ -346,3 +347,42 @@ def test_participants_are_disconnected_only_by_the_delete_not_by_the_activation(
     assert world.lifecycle.tick().activated == 1
     assert not participants.wait_disconnected(guest, timeout=1)
     world.gateway.delete_room(SERVER, name)
+
+
+def test_the_loop_outlives_a_database_outage_logging_it_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lib.meetings.lifecycle")
+    stop = threading.Event()
+
+    def ticks() -> int:
+        with world.sessions() as s:
+            return s.scalar(select(SchedulerBeat.ticks).where(SchedulerBeat.name == "box:7")) or 0
+
+    def wait_for(check, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return check()
+
+    loop = threading.Thread(target=run, args=(world.lifecycle, 0.05, stop, "box:7"))
+    loop.start()
+    try:
+        assert wait_for(lambda: ticks() >= 2)
+        # The table the tick reads goes away, as a database that fails every query would.
+        with world.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE meetings RENAME TO meetings_away"))
+        assert wait_for(lambda: any("database:" in r.getMessage() for r in caplog.records))
+        time.sleep(1.0)  # several retries
+        before = ticks()
+        with world.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE meetings_away RENAME TO meetings"))
+        assert wait_for(lambda: ticks() > before + 1), "ticks resume"
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if m.startswith("database:") and "retrying" in m]) == 1, messages
+    assert len([m for m in messages if m.startswith("database: recovered after")]) == 1, messages
+    with world.sessions() as s:
+        beat = s.get(SchedulerBeat, "box:7")
+    assert beat.stopped and beat.last_error == ""
