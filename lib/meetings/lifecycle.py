@@ -65,7 +65,7 @@ _SERVER_DOWN = {Category.UNREACHABLE, Category.TIMEOUT, Category.UNAUTHORIZED, C
 
 class LifecycleError(ActionError):
     """A room could not be created or deleted; the occurrence was left as it was (and is retried).
-    The message is for a person; `error` is the short text stored as the occurrence's last_error."""
+    The message is for a person; `error` is one line naming the server and what went wrong."""
 
     def __init__(self, message: str, error: str = "") -> None:
         super().__init__(message)
@@ -304,20 +304,23 @@ class Lifecycle:
         return True
 
     def _failed(self, due: _Due, exc: GatewayError, now: datetime, consequence: str) -> LifecycleError:
-        """Record why the scheduler could not act on `due` and build the error to raise."""
-        error = str(exc)
-        if due.server not in self._gateway.server_names():
-            error = f"{due.server}: no server of that name is configured"
+        """Record why the scheduler could not act on `due` and build the error to raise. The
+        occurrence's last_error and the server's outage carry the same short text, so a retry
+        that fails the same way writes nothing."""
+        configured = due.server in self._gateway.server_names()
+        error = f"{exc.category.value} ({exc.detail})" if configured else "not configured"
+        if not configured:
             message = f"No server named {due.server} is configured; {consequence}."
-            self.outages.failed(_server_key(due.server), "not configured")
         elif exc.category in _SERVER_DOWN:
             message = f"The server {due.server} did not answer ({exc.category.value}); {consequence}."
-            self.outages.failed(_server_key(due.server), error)
         else:
             message = f"The server {due.server} refused ({exc.detail}); {consequence}."
-        if self._mark_waiting(due, error, now) and exc.category not in _SERVER_DOWN:
+        down = not configured or exc.category in _SERVER_DOWN
+        if down:
+            self.outages.failed(_server_key(due.server), error)
+        if self._mark_waiting(due, error, now) and not down:
             log.warning("%s on %s: %s", due.describe(), due.target, error)
-        return LifecycleError(message, error)
+        return LifecycleError(message, f"{due.server}: {error}")
 
     def _mark_waiting(self, due: _Due, error: str, now: datetime) -> bool:
         """Set `waiting_since` (keeping the first time) and `last_error`, unless they say so
@@ -403,7 +406,7 @@ class Lifecycle:
         if self.outages.ready(key):
             return True
         error = self.outages.error(key)
-        errors[due.server] = error
+        errors[due.server] = f"{due.server}: {error}"
         self._mark_waiting(due, error, now)
         return False
 
@@ -425,9 +428,10 @@ class Lifecycle:
             try:
                 listed = [r for i in range(0, len(names), RECONCILE_BATCH) for r in self._gateway.list_rooms(server, names[i : i + RECONCILE_BATCH])]
             except GatewayError as exc:
+                error = f"{exc.category.value} ({exc.detail})"
                 if exc.category in _SERVER_DOWN:
-                    self.outages.failed(key, str(exc))
-                errors[server] = str(exc)
+                    self.outages.failed(key, error)
+                errors[server] = f"{server}: {error}"
                 continue
             self.outages.ok(key)
             for room in listed:

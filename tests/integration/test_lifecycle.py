@@ -386,3 +386,18 @@ def test_the_loop_outlives_a_database_outage_logging_it_once(world: World, caplo
     with world.sessions() as s:
         beat = s.get(SchedulerBeat, "box:7")
     assert beat.stopped and beat.last_error == ""
+
+
+def test_a_meeting_on_a_server_no_longer_configured_waits_without_rewriting_itself(world: World) -> None:
+    oid = world.meeting(0, 600, server="gone")
+    report = world.lifecycle.tick()
+    assert (report.activated, report.waiting) == (0, 1)
+    assert report.errors == ("gone: not configured",)
+    row = occurrence(world.sessions, oid)
+    assert (row.status, row.last_error) == (SCHEDULED, "not configured") and row.waiting_since is not None
+    for _ in range(3):  # skipped while backing off, then tried again: the same error is not written again
+        world.clock.advance(1.5)
+        assert world.lifecycle.tick().waiting == 1
+    assert occurrence(world.sessions, oid).version == row.version
+    with pytest.raises(LifecycleError, match="No server named gone is configured"):
+        world.lifecycle.activate(oid)
