@@ -141,7 +141,8 @@ class _Due:
         return self.starts_at - timedelta(minutes=self.early_join_minutes)
 
     def describe(self) -> str:
-        return f"meeting {self.meeting_id} '{self.title}'"
+        # repr: a title's quotes and line breaks escaped, so a title cannot forge a log line.
+        return f"meeting {self.meeting_id} {self.title!r}"
 
 
 _COLUMNS = (
@@ -180,6 +181,7 @@ class OutageLog:
     def __init__(self, clock: Callable[[], datetime], backoff_max: float) -> None:
         self._clock = clock
         self._backoff_max = backoff_max
+        self._lock = threading.Lock()  # the dashboard's page threads may share one Lifecycle
         self._since: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, datetime] = {}
@@ -187,18 +189,21 @@ class OutageLog:
 
     def failed(self, what: str, error: str, *, exc_info: BaseException | None = None) -> None:
         now = self._clock()
-        if what not in self._since:
-            self._since[what] = now
+        with self._lock:
+            starts = what not in self._since
+            self._since.setdefault(what, now)
+            failures = self._failures[what] = self._failures.get(what, 0) + 1
+            self._retry_at[what] = now + timedelta(seconds=min(2.0 ** (failures - 1), self._backoff_max))
+            self._errors[what] = error
+        if starts:
             log.warning("%s: %s; retrying with back-off", what, error, exc_info=exc_info)
-        failures = self._failures[what] = self._failures.get(what, 0) + 1
-        self._retry_at[what] = now + timedelta(seconds=min(2.0 ** (failures - 1), self._backoff_max))
-        self._errors[what] = error
 
     def ok(self, what: str) -> None:
-        since = self._since.pop(what, None)
-        self._failures.pop(what, None)
-        self._retry_at.pop(what, None)
-        self._errors.pop(what, None)
+        with self._lock:
+            since = self._since.pop(what, None)
+            self._failures.pop(what, None)
+            self._retry_at.pop(what, None)
+            self._errors.pop(what, None)
         if since is not None:
             log.info("%s: recovered after %.0f s", what, (self._clock() - since).total_seconds())
 
