@@ -1,11 +1,13 @@
 """`python -m bench` (make bench): run every benchmark in turn. The history query benchmark
 generates 90 days of history first (about 6 minutes on two cores)."""
 
-from . import history_ingest, history_queries, snapshot
+from . import history_ingest, history_queries, scheduler_tick, snapshot
 
 if __name__ == "__main__":
     snapshot.main([])
     print()
     history_ingest.main([])
+    print()
+    scheduler_tick.main([])
     print()
     history_queries.main([])

@@ -5,8 +5,10 @@ import streamlit as st
 from lib import services
 from lib.auth import guard
 from lib.livekit.summary import summarize
+from lib.meetings.lifecycle import NO_SCHEDULER, scheduler_state
+from lib.models import utcnow
 from lib.ui import live, tables
-from lib.ui.format import clock, since
+from lib.ui.format import clock, md, since
 
 svc = services.get()
 guard.require_page(svc, "overview")
@@ -70,6 +72,12 @@ def overview() -> None:
             }
         )
     st.dataframe(status_rows, hide_index=True, width="stretch")
+    scheduler = scheduler_state(svc.sessions, utcnow(), svc.settings.scheduler_seconds)
+    if scheduler.running:
+        problem = f"; problems: {md(scheduler.last_error)}" if scheduler.last_error else ""
+        st.caption(f"Scheduler: last tick {since(scheduler.last_tick_at)} ago ({md(scheduler.name)}){problem}")
+    else:
+        st.warning(NO_SCHEDULER)
     live.refreshed_caption(views)
 
 

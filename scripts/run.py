@@ -11,10 +11,12 @@ Which LiveKit server:
   go to the dashboard's /webhooks/livekit route, so history has exact events.
 
 Children (each in its own session, so Ctrl-C reaches them only through this script):
-  livekit-server (when local) -> traffic simulator (--demo) -> streamlit.
-SIGINT/SIGTERM/SIGHUP stop them by PID in reverse order and exit 0. If the traffic simulator
-exits on its own it is started again (at most 5 times in 5 minutes); if another child exits, the
-others are stopped and the exit status is 1. The API secret is never printed.
+  livekit-server (when local) -> traffic simulator (--demo) -> streamlit -> scheduler.py.
+The scheduler starts once the dashboard answers (the dashboard migrates the database, which the
+scheduler only uses), with the same environment. SIGINT/SIGTERM/SIGHUP stop them by PID in
+reverse order and exit 0. If the traffic simulator or the scheduler exits on its own it is
+started again (each at most 5 times in 5 minutes); if another child exits, the others are
+stopped and the exit status is 1. The API secret is never printed.
 
 Settings: DASHBOARD_HOST (127.0.0.1), DASHBOARD_PORT (8501), LIVEKIT_DEV_PORT.
 Python standard library only, plus lib.config and lib.livekit.devserver.
@@ -80,6 +82,7 @@ class Child:
         self.popen = popen
         self.dev = dev
         self.respawn: Callable[[], Child] | None = None  # how to start it again, for one that may
+        self.restarts: Restarts | None = None  # how often it was started again lately
 
     @property
     def pid(self) -> int | None:
@@ -119,7 +122,18 @@ def spawn(name: str, argv: list[str], env: dict[str, str], respawn: bool = False
     child = Child(name, popen=popen)
     if respawn:
         child.respawn = lambda: spawn(name, argv, env, respawn=True)
+        child.restarts = Restarts()
     return child
+
+
+def restart(child: Child, now: float) -> Child | None:
+    """A new start of a child that may be started again and has not died too often lately (its
+    restarts carry over to the new one); None otherwise."""
+    if child.respawn is None or child.restarts is None or not child.restarts.allow(now):
+        return None
+    again = child.respawn()
+    again.restarts = child.restarts
+    return again
 
 
 class Restarts:
@@ -251,6 +265,11 @@ def healthy(url: str) -> bool:
         return False
 
 
+def scheduler_command(python_cmd: str) -> list[str]:
+    """The scheduler sidecar (scheduler.py): opens and closes meeting rooms on time."""
+    return [python_cmd, str(ROOT / "scheduler.py")]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--demo", action="store_true", help="also start the traffic simulator")
@@ -314,7 +333,6 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
 
     started = time.monotonic()
     announced = False
-    restarts = Restarts()
     while True:
         if _stop_signal is not None:
             say(f"\n==> {signal.Signals(_stop_signal).name}: stopping")
@@ -323,11 +341,13 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
             code = child.poll()
             if code is None:
                 continue
-            if child.respawn is not None and restarts.allow(time.monotonic()):
-                # The simulator's participants run on the livekit rtc SDK, whose native side now
-                # and then ends its process; the demo goes on with a new one.
+            # The simulator's participants run on the livekit rtc SDK, whose native side now and
+            # then ends its process, and a scheduler may stop on a fault of its own: the
+            # dashboard goes on with a new one.
+            again = restart(child, time.monotonic())
+            if again is not None:
                 warn(f"warning: {child.name} (pid {child.pid}) exited with code {code}; starting it again")
-                children[index] = child.respawn()
+                children[index] = again
                 continue
             warn(f"error: {child.name} (pid {child.pid}) exited unexpectedly with code {code};"
                  " stopping the others")
@@ -335,6 +355,8 @@ def run(args: argparse.Namespace, children: list[Child]) -> int:
         if not announced:
             ok = healthy(app_url)
             if ok or time.monotonic() - started > HEALTH_WAIT:
+                # After the dashboard, which migrates the database the scheduler only opens.
+                children.append(spawn("scheduler", scheduler_command(python_cmd), env, respawn=True))
                 state = "" if ok else "   (not answering yet)"
                 say("")
                 say(f"    Dashboard: {app_url}{state}")

@@ -1,12 +1,14 @@
 """Several dashboard processes on one database: migrations run once under a lock when they start
 together (SQLite and a real PostgreSQL), two app processes come up side by side on a fresh
-PostgreSQL database, PostgreSQL without the shared keys is refused in one line, and a server added
-or removed in one process reaches another process's gateway by the registry's version."""
+PostgreSQL database, PostgreSQL without the shared keys is refused in one line, a server added
+or removed in one process reaches another process's gateway by the registry's version, and
+`make run` (scripts/run.py) runs the scheduler beside the dashboard, restarts it and stops it."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -15,10 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from lib import services
 from lib.config import REPO_ROOT, load_settings
+from lib.db import make_engine, session_factory
 from lib.livekit.devserver import DevServer, free_port
+from lib.models import SchedulerBeat
 from tests.app_process import AppProcess, base_env
 from tests.postgres import create_database, drop_database
 
@@ -125,3 +131,59 @@ def test_a_server_added_in_one_process_reaches_another_processs_gateway(livekit_
         finally:
             here.close()
         assert "server list changed" in app.log()
+
+
+def test_make_run_starts_the_scheduler_restarts_it_and_stops_it_with_the_dashboard(livekit_server: DevServer, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **base_env(),
+        **app_env(livekit_server, tmp_path / "data"),
+        "DASHBOARD_ADMIN_PASSWORD": "run-script-admin-password",
+        "DASHBOARD_HISTORY_PATH": str(tmp_path / "history.duckdb"),
+        "DASHBOARD_SCHEDULER_SECONDS": "0.5",
+        "DASHBOARD_PORT": str(port),
+    }
+    log = tmp_path / "run.log"
+    with open(log, "ab") as out:
+        run = subprocess.Popen(
+            [sys.executable, "scripts/run.py"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    database = tmp_path / "data" / "dashboard.sqlite"
+    engines = []
+    try:
+        # The dashboard makes and migrates the database; the scheduler, started after it, beats.
+        assert eventually(database.exists, 60), log.read_text()
+        engines.append(make_engine(f"sqlite:///{database}"))
+        sessions = session_factory(engines[0])
+
+        def beats() -> list[SchedulerBeat]:
+            try:
+                with sessions() as s:
+                    return list(s.scalars(select(SchedulerBeat).order_by(SchedulerBeat.started_at)))
+            except OperationalError:
+                return []  # not migrated yet
+
+        assert eventually(lambda: len(beats()) == 1, 60), log.read_text()
+        first = int(beats()[0].name.rsplit(":", 1)[1])
+        assert f"started scheduler (pid {first})" in log.read_text()
+
+        os.kill(first, signal.SIGKILL)  # a scheduler that dies is started again
+        assert eventually(lambda: len(beats()) == 2 and not beats()[1].stopped, 30), log.read_text()
+        second = int(beats()[1].name.rsplit(":", 1)[1])
+        assert f"scheduler (pid {first}) exited with code -9; starting it again" in log.read_text()
+
+        run.send_signal(signal.SIGINT)  # Ctrl-C
+        assert run.wait(timeout=30) == 0, log.read_text()
+        text = log.read_text()
+        assert f"stopping scheduler (pid {second})" in text
+        assert text.index("stopping scheduler") < text.index("stopping streamlit"), "the scheduler stops first"
+        assert beats()[1].stopped, "its last heartbeat says it stopped"
+        with pytest.raises(ProcessLookupError):
+            os.kill(second, 0)
+    finally:
+        if run.poll() is None:
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=30)
+        for engine in engines:
+            engine.dispose()

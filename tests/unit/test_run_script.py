@@ -1,8 +1,12 @@
-"""scripts/run.py (`make run`) finds the LiveKit server the way the dashboard does."""
+"""scripts/run.py (`make run`) finds the LiveKit server the way the dashboard does, and restarts
+the children that may be restarted (the traffic simulator, the scheduler) each within its own
+budget."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -49,3 +53,34 @@ def test_a_child_that_keeps_dying_is_restarted_only_so_often() -> None:
     restarts = run_script().Restarts(limit=2, window=60.0)
     assert [restarts.allow(t) for t in (0.0, 10.0, 20.0)] == [True, True, False]
     assert restarts.allow(61.0), "an old restart no longer counts"
+
+
+def test_a_restarted_child_keeps_its_own_restart_budget() -> None:
+    script = run_script()
+    env = dict(os.environ)
+    quick = [sys.executable, "-c", "pass"]
+    scheduler = script.spawn("scheduler", quick, env, respawn=True)
+    simulator = script.spawn("traffic simulator", quick, env, respawn=True)
+    streamlit = script.spawn("streamlit", quick, env)
+    started = [scheduler, simulator, streamlit]
+    scheduler.restarts.limit = 2
+
+    def restart(child, now: float):  # type: ignore[no-untyped-def]
+        again = script.restart(child, now)
+        if again is not None:
+            started.append(again)
+        return again
+
+    try:
+        again = restart(scheduler, 0.0)
+        assert again is not None and again.restarts is scheduler.restarts and again.pid != scheduler.pid
+        assert restart(again, 1.0) is not None
+        assert restart(again, 2.0) is None, "the scheduler used up its restarts"
+        assert restart(simulator, 2.0) is not None, "the simulator's are its own"
+        assert restart(streamlit, 2.0) is None, "the dashboard itself is never restarted"
+    finally:
+        script.stop_all(started)
+
+
+def test_the_scheduler_runs_from_the_checkout_with_the_given_python() -> None:
+    assert run_script().scheduler_command("/venv/bin/python") == ["/venv/bin/python", str(REPO_ROOT / "scheduler.py")]
