@@ -34,6 +34,9 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"admin"}),  # create users, change roles, disable, reset passwords
     "read_audit": frozenset({"admin"}),
     "own_account": frozenset(ROLES),  # change one's own password
+    "issue_tokens": frozenset({"admin", "operator", "host"}),  # sign LiveKit access tokens
+    # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
+    "issue_tokens_any_room": frozenset({"admin", "operator"}),
 }
 
 
