@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 import jwt as pyjwt
 from livekit import api
 
-SOURCES = ("camera", "microphone", "screen_share", "screen_share_audio")
+from .records import SOURCE_BY_NAME
+
+SOURCES = tuple(SOURCE_BY_NAME)  # camera, microphone, screen_share, screen_share_audio: as tokens name them
 MIN_TTL = timedelta(minutes=1)
 MAX_TTL = timedelta(hours=24)
 DEFAULT_TTL = timedelta(minutes=15)
