@@ -77,6 +77,6 @@ class TokenService:
         if not self.any_room(actor):
             return sorted(room for where, room in self._rooms_hosted(actor) if where == server)
         wait = min(self._gateway.request_timeout, 3.0)
-        view = next((v for v in self._gateway.live(max_age=5.0, wait=wait) if v.server == server), None)
+        view = next((v for v in self._gateway.live(max_age=1.0, wait=wait) if v.server == server), None)
         snapshot = None if view is None else view.current or view.last_good
         return sorted(r.room.name for r in snapshot.rooms) if snapshot is not None else []

@@ -25,6 +25,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "audit": frozenset({"admin"}),
     "history": frozenset({"admin", "operator", "analyst"}),
     "sessions": frozenset({"admin", "operator", "analyst"}),
+    "tokens": frozenset({"admin", "operator", "host"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).

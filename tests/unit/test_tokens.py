@@ -1,5 +1,5 @@
 """Token requests and what a signed token says: the rules a request must pass, the claims each
-grant becomes, the expiry, and that a token's text stays
+grant becomes, the expiry, the attribute lines of the Tokens form, and that a token's text stays
 out of reprs. Signed with a made-up key and checked with PyJWT; nothing here talks to a server."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from lib.livekit.tokens import (
     decode_claims,
     server_api_token,
 )
+from lib.ui.tokens import expiry_text, parse_attribute_lines
 
 KEY = "unit-test-key"
 SECRET = "unit-test-secret-" + "s" * 32
@@ -181,3 +182,31 @@ def test_an_empty_key_or_secret_never_falls_back_to_the_environments(monkeypatch
     for key, secret in (("", SECRET), (KEY, "")):
         with pytest.raises(TokenError, match="API key and secret are needed"):
             build_token(key, secret, TokenRequest("lobby", "alice"))
+
+
+# ----- the form's attribute lines and expiry ------------------------------------------------
+
+
+def test_attribute_lines_become_pairs_with_blank_lines_and_edge_spaces_dropped() -> None:
+    assert parse_attribute_lines("role = speaker\n\n  lang=de  \nurl=https://x/?a=b\nempty=") == (
+        ("role", "speaker"), ("lang", "de"), ("url", "https://x/?a=b"), ("empty", "")
+    )  # fmt: skip
+    assert parse_attribute_lines("") == ()
+
+
+def test_every_bad_attribute_line_is_named_in_one_message() -> None:
+    with pytest.raises(TokenError) as refused:
+        parse_attribute_lines("ok=1\nno equals sign\n=value\nok=2")
+
+    message = str(refused.value)
+    assert "line 2 ('no equals sign') has no '='" in message
+    assert "line 3 ('=value') has no key" in message
+    assert "line 4 repeats the key 'ok'" in message
+    assert "line 1" not in message
+
+
+def test_expiry_is_shown_in_utc_and_relative_to_now() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+    assert expiry_text(now + timedelta(minutes=15), now) == "2026-03-01 12:15:00 UTC (in 15m 00s)"
+    assert expiry_text(now - timedelta(seconds=30), now) == "2026-03-01 11:59:30 UTC (expired 30s ago)"
