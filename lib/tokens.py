@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .auth.policy import Actor, Invalid, Policy, Refused
 from .livekit.gateway import LiveKitGateway
-from .livekit.tokens import IssuedToken, TokenError, TokenRequest, build_token
+from .livekit.tokens import MAX_IDENTITY, IssuedToken, TokenError, TokenRequest, build_token
 
 CAPABILITY = "issue_tokens"
 ANY_ROOM = "issue_tokens_any_room"
@@ -26,8 +26,10 @@ HostedRooms = Callable[[Actor], set[tuple[str, str]]]
 def describe(request: TokenRequest) -> str:
     """The audit detail of an issue: what the token lets whom do, for how long."""
     minutes = request.ttl.total_seconds() / 60
+    # Written before the request is checked: an identity too long to be issued is cut here.
+    identity = request.identity if len(request.identity) <= MAX_IDENTITY else request.identity[:MAX_IDENTITY] + "…"
     parts = [
-        f"identity {request.identity}",
+        f"identity {identity}",
         f"grants {', '.join(request.grants.granted()) or 'none'}",
         f"ttl {minutes:g} min",
     ]

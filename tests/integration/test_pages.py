@@ -463,6 +463,9 @@ def test_a_token_issued_through_the_page_shows_its_claims_and_the_token_only_onc
     assert (row.actor, row.result, row.target) == ("page-admin", "ok", f"{SERVER}/{room}")
     assert token not in row.detail
 
+    at.button(key=ISSUE_TOKEN).click().run()
+    assert len(at.json) == 1 and not at.code, "a new token starts hidden again"
+
     participants.join(room, "page-guest", token=token)  # and it works
     joined = lk_api.poll(lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)),
                          until=lambda r: any(p.identity == "page-guest" for p in r.participants))  # fmt: skip

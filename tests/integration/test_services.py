@@ -222,9 +222,13 @@ def test_a_token_request_that_breaks_a_rule_or_names_no_server_fails_audited_and
     with pytest.raises(GatewayError, match="no server named 'nowhere'"):
         svc.tokens.issue(operator, "nowhere", TokenRequest("r", "guest"))
 
+    with pytest.raises(Invalid, match="identity is 5,000 characters"):
+        svc.tokens.issue(operator, SERVER, TokenRequest("r", "i" * 5000))
+
     rows = svc.audit.query(actor="olga", action="token.issue")
-    assert [(r.target, r.result) for r in reversed(rows)] == [(f"{SERVER}/r", "failed"), ("nowhere/r", "failed")]
-    assert "from 1 minute to 24 hours" in rows[1].detail and "no server named" in rows[0].detail
+    assert [(r.target, r.result) for r in reversed(rows)] == [(f"{SERVER}/r", "failed"), ("nowhere/r", "failed"), (f"{SERVER}/r", "failed")]
+    assert "from 1 minute to 24 hours" in rows[2].detail and "no server named" in rows[1].detail
+    assert rows[0].detail.startswith(f"identity {'i' * 256}…; grants"), "an identity too long to issue is cut in the audit row"
 
 
 def test_the_rooms_offered_to_a_token_form_are_the_live_ones_for_operators_and_only_their_own_for_hosts(
