@@ -37,6 +37,7 @@ from .history.store import HistoryStore
 from .livekit.gateway import LiveKitGateway
 from .secretbox import SecretBox, load_or_create_key
 from .servers import ServerAdmin, ServerFollower, ServerRegistry
+from .tokens import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Core:
     control: LiveControl
     server_admin: ServerAdmin
     follower: ServerFollower
+    tokens: TokenService
 
     def close(self) -> None:
         self.follower.stop()
@@ -134,6 +136,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
         control=LiveControl(gateway, policy),
         server_admin=ServerAdmin(registry, gateway, policy),
         follower=follower,
+        # hosted_rooms: the meetings service's (server, room) pairs of the meetings an actor
+        # hosts, once it exists; None lets hosts issue tokens for no room.
+        tokens=TokenService(gateway, policy, hosted_rooms=None),
     )
 
 

@@ -21,6 +21,8 @@ _DOING = {
     "read_audit": "read the audit trail",
     "own_account": "change this account",
     "host_meetings": "host meetings",
+    "issue_tokens": "issue tokens",
+    "issue_tokens_any_room": "issue tokens for any room",
 }
 
 
@@ -44,10 +46,12 @@ class ActionError(Exception):
 
 
 class Refused(ActionError):
-    """The actor's role lacks the capability the action needs."""
+    """The actor's role lacks the capability the action needs, or (with `message`) the actor
+    may do this kind of action but not to this target. Raised inside `Policy.act`, it is
+    audited as refused, not failed."""
 
-    def __init__(self, actor: Actor, capability: str) -> None:
-        super().__init__(f"The {actor.role} role may not {_DOING.get(capability, capability)}.")
+    def __init__(self, actor: Actor, capability: str, message: str = "") -> None:
+        super().__init__(message or f"The {actor.role} role may not {_DOING.get(capability, capability)}.")
         self.actor = actor
         self.capability = capability
 
@@ -83,7 +87,8 @@ class Policy:
     @contextmanager
     def act(self, actor: Actor, capability: str, action: str, target: str, detail: str = "") -> Iterator[Outcome]:
         """Check the capability, run the body, and audit how it went: ok with the outcome's
-        detail, or failed with the error's message (which never holds a secret: errors name
+        detail, refused when the body refused the actor (Refused: allowed such actions, not
+        this one), or failed with the error's message (which never holds a secret: errors name
         what failed, not the credentials used). The error is re-raised for the caller."""
         self.require(actor, capability, action, target)
         outcome = Outcome(detail)
@@ -91,6 +96,7 @@ class Policy:
             yield outcome
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
-            self._audit.record(actor.name, action, target, "failed", f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
+            result = "refused" if isinstance(exc, Refused) else "failed"
+            self._audit.record(actor.name, action, target, result, f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
             raise
         self._audit.record(actor.name, action, target, "failed" if outcome.failed else "ok", outcome.detail, actor.address)

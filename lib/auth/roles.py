@@ -25,6 +25,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "audit": frozenset({"admin"}),
     "history": frozenset({"admin", "operator", "analyst"}),
     "sessions": frozenset({"admin", "operator", "analyst"}),
+    "tokens": frozenset({"admin", "operator", "host"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).
@@ -36,6 +37,9 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "own_account": frozenset(ROLES),  # change one's own password
     # Schedule, edit, cancel and end meetings: a host those they host or co-host, an admin all.
     "host_meetings": frozenset({"admin", "host"}),
+    "issue_tokens": frozenset({"admin", "operator", "host"}),  # sign LiveKit access tokens
+    # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
+    "issue_tokens_any_room": frozenset({"admin", "operator"}),
 }
 
 

@@ -50,6 +50,7 @@ from .records import (
     room_from_proto,
     track_from_proto,
 )
+from .tokens import server_api_token
 from .twirp import TwirpPool
 
 log = logging.getLogger(__name__)
@@ -202,13 +203,7 @@ class _SnapshotReader:
             return cached[1]
         if len(self._tokens) >= self.MAX_TOKENS:
             self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
-        grants = api.VideoGrants(room_list=True) if room is None else api.VideoGrants(room_admin=True, room=room)
-        token = (
-            api.AccessToken(self._config.api_key, self._config.api_secret)
-            .with_grants(grants)
-            .with_ttl(self.TOKEN_TTL)
-            .to_jwt()
-        )
+        token = server_api_token(self._config.api_key, self._config.api_secret, room=room or "", ttl=self.TOKEN_TTL)
         header = f"Authorization: Bearer {token}\r\n".encode("ascii")
         self._tokens[key] = (now + self.REUSE_FOR, header)
         return header
@@ -335,6 +330,11 @@ class LiveKitGateway:
 
     def server_names(self) -> list[str]:
         return list(self._servers)
+
+    def server_config(self, name: str) -> ServerConfig:
+        """How to reach a watched server, its key and secret included: for signing tokens for
+        it (lib/livekit/tokens.py). GatewayError (not found) for a server not watched."""
+        return self._server(name).config
 
     def close(self) -> None:
         """Close every client session, then stop the loop. Safe to call twice."""

@@ -16,12 +16,14 @@ import itertools
 import math
 import weakref
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 import numpy as np
-from livekit import api, rtc
+from livekit import rtc
 
 from lib.aio import LoopThread
+from lib.livekit.tokens import Grants, TokenRequest, build_token
 
 SAMPLE_RATE = 48_000
 TICK_S = 0.1  # one audio chunk and one video frame per tick: 10 fps, 100 ms of audio
@@ -31,6 +33,7 @@ TICK_S = 0.1  # one audio chunk and one video frame per tick: 10 fps, 100 ms of 
 VIDEO_WIDTH, VIDEO_HEIGHT = 480, 270
 VIDEO_CYCLE_FRAMES = 20
 TONE_HZ = 440  # 44 whole periods per 100 ms chunk, so the chunk loops without a click
+SIM_TOKEN_TTL = timedelta(hours=6)  # the SDK's own default, which the simulator always used
 
 Subscribe = Literal["none", "audio", "all"]
 MediaKind = Literal["audio", "video"]
@@ -171,25 +174,12 @@ def participant_token(
     can_subscribe: bool = True,
     can_publish_data: bool = True,
 ) -> str:
-    """A join token for one simulated participant."""
-    token = (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_name(name or identity)
-        .with_metadata(metadata)
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=can_publish,
-                can_subscribe=can_subscribe,
-                can_publish_data=can_publish_data,
-            )
-        )
+    """A join token for one simulated participant, valid for as long as a demo session runs."""
+    grants = Grants(can_publish=can_publish, can_subscribe=can_subscribe, can_publish_data=can_publish_data)
+    request = TokenRequest(
+        room, identity, name=name or identity, metadata=metadata, attributes=attributes or {}, ttl=SIM_TOKEN_TTL, grants=grants
     )
-    if attributes:
-        token = token.with_attributes(dict(attributes))
-    return token.to_jwt()
+    return build_token(api_key, api_secret, request).jwt
 
 
 class SimParticipant:
@@ -229,11 +219,14 @@ class SimParticipant:
         can_publish_data: bool = True,
         subscribe: Subscribe = "none",
         connect_timeout: float = 15.0,
+        token: str = "",
     ) -> "SimParticipant":
-        """Join `room` as `identity` and start publishing what was asked for."""
+        """Join `room` as `identity` and start publishing what was asked for. With `token` (one
+        from lib/livekit/tokens.py), join with it as it is; the name, metadata, attributes and
+        permissions given here are then not used."""
         if (publish_audio or publish_video) and not can_publish:
             raise ValueError("publish_audio/publish_video need can_publish=True")
-        token = participant_token(
+        token = token or participant_token(
             api_key,
             api_secret,
             room,

@@ -32,16 +32,16 @@ from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_s
 pytestmark = pytest.mark.integration
 
 PAGES = REPO_ROOT / "pages"
-PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "settings", "users", "audit", "account")
-TITLES = {"overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account"}
+PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "tokens", "settings", "users", "audit", "account")
+TITLES = {"overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions", "tokens": "Tokens", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account"}
 # Written out by hand so that a wrong edit of PAGE_ROLES fails here, not only moves the matrix.
 EXPECTED_PAGES = {
     "admin": set(PAGE_IDS),
-    "operator": {"overview", "rooms", "agents", "history", "sessions", "account"},
+    "operator": {"overview", "rooms", "agents", "history", "sessions", "tokens", "account"},
     "analyst": {"overview", "history", "sessions", "account"},
-    "host": {"account"},
+    "host": {"tokens", "account"},
 }
-DEFAULT_TITLE = {"admin": "Overview", "operator": "Overview", "analyst": "Overview", "host": "Account"}
+DEFAULT_TITLE = {"admin": "Overview", "operator": "Overview", "analyst": "Overview", "host": "Tokens"}
 NOBODY = "no session"
 SESSIONS = (*ROLES, NOBODY)
 NOT_SIGNED_IN = "Your session has ended or you are not signed in."
@@ -108,6 +108,11 @@ def test_page_roles_grant_each_role_exactly_the_documented_pages() -> None:
 
 def test_only_admins_and_operators_may_control_rooms() -> None:
     assert CAPABILITY_ROLES["control"] == {"admin", "operator"}
+
+
+def test_admins_operators_and_hosts_issue_tokens_and_only_admins_and_operators_for_any_room() -> None:
+    assert CAPABILITY_ROLES["issue_tokens"] == {"admin", "operator", "host"}
+    assert CAPABILITY_ROLES["issue_tokens_any_room"] == {"admin", "operator"}
 
 
 @pytest.mark.parametrize("page", PAGE_IDS)
@@ -210,7 +215,7 @@ def test_a_page_url_without_a_session_redirects_to_sign_in_and_back(app: AppProc
     assert sent_to_sign_in(response, path), (response.status_code, response.headers)
 
 
-@pytest.mark.parametrize("path", ["/", "/rooms", "/audit", "/account"])
+@pytest.mark.parametrize("path", ["/", "/rooms", "/audit", "/tokens", "/account"])
 @pytest.mark.parametrize("role", ROLES)
 def test_a_page_url_with_a_session_is_served(app: AppProcess, cookies: dict[str, str | None], role: str, path: str) -> None:
     # Served to every role: the page script decides (above) whether the role may see it.

@@ -3,6 +3,7 @@ shows, the room controls, hostile input, and a dead server beside a good one."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,7 +172,7 @@ def wait_for_tracks(lk_api, room: str, identities: set[str]) -> None:
 # ----- every page ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", ["overview", "rooms", "agents", "settings", "navigation"])
+@pytest.mark.parametrize("page", ["overview", "rooms", "agents", "settings", "tokens", "navigation"])
 def test_page_runs_without_exception_with_live_rooms(
     page: str, dashboard: Services, participants: ParticipantPool, unique_name
 ) -> None:
@@ -418,3 +419,87 @@ def test_unreachable_server_gets_a_banner_and_does_not_hide_the_good_servers_roo
             assert by_server[SERVER] == "reachable"
             assert by_server["dead"].startswith("unreachable")
             assert int(metrics(at)["Rooms"]) >= 1
+
+
+# ----- tokens -------------------------------------------------------------------------------
+
+ISSUE_TOKEN = "FormSubmitter:issue_token-Issue token"
+
+
+def test_a_token_issued_through_the_page_shows_its_claims_and_the_token_only_once_revealed(
+    dashboard: Services, livekit_server: DevServer, participants: ParticipantPool, lk_api, unique_name
+) -> None:
+    room = unique_name()
+    participants.join(room, "someone")  # a live room, for the picker to offer
+    at = rerun_until(run_page("tokens"), lambda a: room in a.selectbox(key="token_room_pick").options)
+
+    at.selectbox(key="token_room_pick").set_value(room).run()
+    assert at.text_input(key="token_room").value == room, "picking a live room fills the room in"
+    assert at.selectbox(key="token_room_pick").value is None
+    at.text_input(key="issue_token_identity").input("page-guest")
+    at.text_area(key="issue_token_attributes").input("role = speaker\nlang=de")
+    at.checkbox(key="issue_token_admin").check()
+    at.checkbox(key="issue_token_data").uncheck()
+    at.number_input(key="issue_token_ttl").set_value(45)
+    at.button(key=ISSUE_TOKEN).click().run()
+
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [claims] = [json.loads(j.value) for j in at.json]
+    assert claims["sub"] == "page-guest" and claims["attributes"] == {"role": "speaker", "lang": "de"}
+    assert claims["video"] == {"room": room, "roomJoin": True, "roomAdmin": True, "canPublish": True, "canSubscribe": True, "canPublishData": False}
+    assert claims["exp"] - claims["nbf"] == 45 * 60
+    assert any("Expires" in m.value and "(in 44m" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    hidden = list(rendered_strings(at))
+    assert not at.code, "nothing of the token is drawn before it is revealed"
+
+    at.toggle(key="token_reveal").set_value(True).run()
+    [code] = at.code
+    token = code.value
+    assert api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(token).identity == "page-guest"
+    _, payload, signature = token.split(".")
+    assert not [s for s in hidden if payload in s or signature in s], "the token was sent before the reveal"
+    assert not [s for s in rendered_strings(at) if livekit_server.api_secret in s]
+    [row] = dashboard.audit.query(action="token.issue")
+    assert (row.actor, row.result, row.target) == ("page-admin", "ok", f"{SERVER}/{room}")
+    assert token not in row.detail
+
+    at.button(key=ISSUE_TOKEN).click().run()
+    assert len(at.json) == 1 and not at.code, "a new token starts hidden again"
+
+    participants.join(room, "page-guest", token=token)  # and it works
+    joined = lk_api.poll(lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)),
+                         until=lambda r: any(p.identity == "page-guest" for p in r.participants))  # fmt: skip
+    assert [dict(p.attributes) for p in joined.participants if p.identity == "page-guest"] == [{"role": "speaker", "lang": "de"}]
+
+
+def test_the_token_form_keeps_what_was_typed_when_a_line_is_bad_or_the_service_refuses(dashboard: Services, unique_name) -> None:
+    room = unique_name()
+    at = run_page("tokens")
+    at.text_input(key="token_room").input(room).run()
+    at.text_input(key="issue_token_identity").input("kept-identity")
+    at.text_area(key="issue_token_metadata").input("kept metadata")
+    at.text_area(key="issue_token_attributes").input("good=1\nnot a pair")
+    at.button(key=ISSUE_TOKEN).click().run()
+
+    assert not at.exception
+    assert [plain(e.value) for e in at.error] == ["Attributes are key=value lines: line 2 ('not a pair') has no '='."]
+    assert dashboard.audit.query(action="token.issue") == [], "a line that does not parse never reaches the service"
+
+    at.text_area(key="issue_token_attributes").input("good=1")
+    at.text_area(key="issue_token_dispatch_metadata").input("for nobody")
+    at.button(key=ISSUE_TOKEN).click().run()
+
+    assert [plain(e.value) for e in at.error] == ["Dispatch metadata is given but no agent to dispatch: name the agent, or clear the metadata."]
+    assert not at.json and not at.toggle, "no result is shown for a refused request"
+    assert (at.text_input(key="token_room").value, at.text_input(key="issue_token_identity").value) == (room, "kept-identity")
+    assert at.text_area(key="issue_token_metadata").value == "kept metadata"
+    assert at.text_area(key="issue_token_dispatch_metadata").value == "for nobody"
+    [row] = dashboard.audit.query(action="token.issue")
+    assert row.result == "failed" and "no agent to dispatch" in row.detail
+
+    at.text_area(key="issue_token_dispatch_metadata").input("")
+    at.button(key=ISSUE_TOKEN).click().run()
+    assert not at.error and len(at.json) == 1
+    at.text_area(key="issue_token_attributes").input("=no key")
+    at.button(key=ISSUE_TOKEN).click().run()
+    assert at.error and not at.json, "the token issued before is not shown as if it were this request's"

@@ -36,12 +36,12 @@ from tests.integration.test_pages import rendered_strings
 pytestmark = pytest.mark.integration
 
 PAGES = REPO_ROOT / "pages"
-PAGE_FILES = ("navigation", "overview", "rooms", "agents", "settings", "users", "audit", "account")
+PAGE_FILES = ("navigation", "overview", "rooms", "agents", "tokens", "settings", "users", "audit", "account")
 SERVER = "default"  # the environment server's name
 STORED = "stored"
 # The stored server is added straight to the registry (its key is wrong on purpose, so the
 # Servers page would refuse it); its failed test on that page is audited.
-EXPECTED_ACTIONS = {"user.create", "server.test", "login", "login.failed", "logout", "room.create"}
+EXPECTED_ACTIONS = {"user.create", "server.test", "login", "login.failed", "logout", "room.create", "token.issue"}
 
 
 class LogRecords(logging.Handler):
@@ -68,6 +68,7 @@ class Trail:
     audit_csv: str = ""
     database: str = ""
     healthz: list[dict] = field(default_factory=list)
+    issued_token: str = ""  # shown on the Tokens page once revealed, and nowhere else
 
 
 def recorder(trail: Trail):  # type: ignore[no-untyped-def]
@@ -135,6 +136,14 @@ def use_pages(svc: Services, trail: Trail, admin_cookie: str) -> None:
     rooms.button(key="FormSubmitter:create_room-Create room").click().run()
     assert not rooms.exception and any("done" in s.value for s in rooms.success), [e.value for e in rooms.error]
     trail.pages["rooms after creating a room"] = list(rendered_strings(rooms))
+    tokens = page_as("tokens", admin_cookie)
+    tokens.text_input(key="token_room").input(room).run()
+    tokens.text_input(key="issue_token_identity").input("scan-guest")
+    tokens.button(key="FormSubmitter:issue_token-Issue token").click().run()
+    tokens.toggle(key="token_reveal").set_value(True).run()
+    assert not tokens.exception and len(tokens.code) == 1, [e.value for e in tokens.error]
+    trail.issued_token = tokens.code[0].value
+    trail.pages["tokens after issuing and revealing a token"] = list(rendered_strings(tokens))
     try:
         settings = page_as("settings", admin_cookie)
         settings.selectbox(key="test_pick").set_value(STORED).run()
@@ -244,6 +253,20 @@ def test_the_audit_csv_export_reveals_no_secret(trail: Trail) -> None:
 
 def test_no_page_an_admin_sees_reveals_a_secret(trail: Trail) -> None:
     assert leaks({page: "\n".join(strings) for page, strings in trail.pages.items()}, trail.forbidden) == []
+
+
+def test_an_issued_livekit_token_is_in_no_log_audit_row_database_or_http_answer(trail: Trail) -> None:
+    assert trail.issued_token.count(".") == 2 and any(trail.issued_token in s for s in trail.pages["tokens after issuing and revealing a token"])
+    # Its signature is the part that makes it a credential; the claims it carries are shown on purpose.
+    signature = {"the issued token's signature": trail.issued_token.rsplit(".", 1)[1]}
+    places = {
+        **trail.logs,
+        **{f"audit row {row['id']}": repr(row) for row in trail.audit_rows},
+        "audit.csv": trail.audit_csv,
+        "dashboard.sqlite": trail.database,
+        **{answer.split("\n", 1)[0]: answer for answer in trail.http},
+    }
+    assert leaks(places, signature) == []
 
 
 def test_the_database_holds_no_password_session_token_or_plain_secret(trail: Trail) -> None:

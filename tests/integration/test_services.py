@@ -7,19 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from livekit import api
 
 from lib import services
-from lib.auth.policy import Actor, Refused
+from lib.auth.policy import Actor, Invalid, Refused
 from lib.config import ConfigError, load_settings
 from lib.db import DatabaseError, make_engine
 from lib.livekit.devserver import DevServer, free_port
+from lib.livekit.errors import GatewayError
 from lib.livekit.gateway import PermissionUpdate
+from lib.livekit.tokens import Grants, TokenRequest
 from lib.services import Services
 from lib.sim.participants import ParticipantPool
+from lib.tokens import TokenService
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +84,7 @@ def actions(room: str, identity: str, track: str) -> list[Action]:
         Action("participant.remove", "control", lambda s, a: s.control.remove_participant(a, SERVER, room, identity),
                lambda s: not s.gateway.snapshot(SERVER).room(room).participants),
         Action("room.delete", "control", lambda s, a: s.control.end_room(a, SERVER, room), lambda s: not _rooms(s, room)),
+        Action("token.issue", "issue_tokens", lambda s, a: s.tokens.issue(a, SERVER, TokenRequest(room, "guest")), lambda s: False),
         Action("server.test", "manage_servers", lambda s, a: s.server_admin.test_saved(a, SERVER), lambda s: False),
         Action("server.add", "manage_servers", lambda s, a: s.server_admin.add(a, "second", f"ws://127.0.0.1:{free_port()}", "k", "s" * 32),
                lambda s: s.servers.get("second") is not None),
@@ -92,7 +97,12 @@ def actions(room: str, identity: str, track: str) -> list[Action]:
     ]  # fmt: skip
 
 
-LACKING = {"control": ("analyst", "host"), "manage_servers": ("operator", "analyst", "host"), "manage_users": ("operator", "analyst", "host")}
+LACKING = {
+    "control": ("analyst", "host"),
+    "manage_servers": ("operator", "analyst", "host"),
+    "manage_users": ("operator", "analyst", "host"),
+    "issue_tokens": ("analyst",),
+}
 
 
 @pytest.fixture
@@ -138,7 +148,7 @@ def test_a_role_with_the_capability_acts_and_each_action_is_audited_ok(svc: Serv
         if action.name == "server.add":
             continue  # needs a second reachable server: tested on the Servers page
         action.call(svc, admin)
-        if action.name not in ("data.send", "server.test"):
+        if action.name not in ("data.send", "server.test", "token.issue"):
             assert lk_api.poll(lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), until=lambda _r: action.done(svc)) is not None
             assert action.done(svc), action.name
         [row] = svc.audit.query(actor="root", action=action.name)
@@ -152,6 +162,88 @@ def test_a_failed_action_is_audited_with_the_servers_reason(svc: Services, uniqu
         svc.control.remove_participant(operator, SERVER, unique_name(), "nobody")
     [row] = svc.audit.query(actor="olga", action="participant.remove")
     assert row.result == "failed" and row.detail
+
+
+# ----- tokens -------------------------------------------------------------------------------
+
+
+def test_operators_and_admins_issue_tokens_for_any_room_and_the_audit_row_never_holds_the_token(
+    svc: Services, livekit_server: DevServer, unique_name
+) -> None:
+    room = unique_name()  # not created: joining with the token will create it
+    request = TokenRequest(room, "guest-1", ttl=timedelta(minutes=30), grants=Grants(room_admin=True, hidden=True),
+                           dispatch_agent="helper", metadata="private note")  # fmt: skip
+
+    issued = {role: svc.tokens.issue(Actor(f"{role}-person", role, "10.4.4.4"), SERVER, request) for role in ("operator", "admin")}
+
+    for role, token in issued.items():
+        claims = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(token.jwt)
+        assert (claims.identity, claims.video.room, claims.video.room_admin) == ("guest-1", room, True), "signed with the server's own secret"
+        [row] = svc.audit.query(actor=f"{role}-person", action="token.issue")
+        assert (row.result, row.target, row.address) == ("ok", f"{SERVER}/{room}", "10.4.4.4")
+        assert row.detail == "identity guest-1; grants join, publish, subscribe, data, hidden, admin; ttl 30 min; dispatch helper"
+    with svc.engine.connect() as connection:
+        every_cell = repr([tuple(r) for r in connection.exec_driver_sql("SELECT * FROM audit_events").all()])
+    for token in issued.values():
+        header, payload, signature = token.jwt.split(".")
+        assert payload not in every_cell and signature not in every_cell
+    assert livekit_server.api_secret not in every_cell and "private note" not in every_cell
+
+
+def test_a_host_issues_tokens_only_for_rooms_of_meetings_they_host_and_each_refusal_is_audited(svc: Services) -> None:
+    hosted = {"hana": {(SERVER, "hana-meeting"), ("elsewhere", "hana-far")}}
+    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: hosted.get(actor.name, set()))
+    hana, hugo = Actor("hana", "host", "10.5.5.5"), Actor("hugo", "host", "10.6.6.6")
+
+    assert tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest")).room == "hana-meeting"
+    refusals = [(hana, SERVER, "someone-elses-room"), (hana, "elsewhere", "hana-meeting"), (hugo, SERVER, "hana-meeting")]
+    for actor, server, room in refusals:
+        with pytest.raises(Refused, match=r"^A host may issue tokens only for rooms of meetings they host\.$"):
+            tokens.issue(actor, server, TokenRequest(room, "guest"))
+    with pytest.raises(Refused, match="only for rooms of meetings they host"):
+        svc.tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest"))  # no meetings service yet: no room
+
+    rows = svc.audit.query(action="token.issue")
+    assert [(r.actor, r.target, r.result) for r in reversed(rows)] == [
+        ("hana", f"{SERVER}/hana-meeting", "ok"),
+        ("hana", f"{SERVER}/someone-elses-room", "refused"),
+        ("hana", "elsewhere/hana-meeting", "refused"),
+        ("hugo", f"{SERVER}/hana-meeting", "refused"),
+        ("hana", f"{SERVER}/hana-meeting", "refused"),
+    ]
+    assert all("only for rooms of meetings they host" in r.detail for r in rows if r.result == "refused")
+
+
+def test_a_token_request_that_breaks_a_rule_or_names_no_server_fails_audited_and_nothing_is_signed(svc: Services) -> None:
+    operator = Actor("olga", "operator", "10.0.0.1")
+
+    with pytest.raises(Invalid, match="from 1 minute to 24 hours"):
+        svc.tokens.issue(operator, SERVER, TokenRequest("r", "guest", ttl=timedelta(hours=25)))
+    with pytest.raises(GatewayError, match="no server named 'nowhere'"):
+        svc.tokens.issue(operator, "nowhere", TokenRequest("r", "guest"))
+
+    with pytest.raises(Invalid, match="identity is 5,000 characters"):
+        svc.tokens.issue(operator, SERVER, TokenRequest("r", "i" * 5000))
+
+    rows = svc.audit.query(actor="olga", action="token.issue")
+    assert [(r.target, r.result) for r in reversed(rows)] == [(f"{SERVER}/r", "failed"), ("nowhere/r", "failed"), (f"{SERVER}/r", "failed")]
+    assert "from 1 minute to 24 hours" in rows[2].detail and "no server named" in rows[1].detail
+    assert rows[0].detail.startswith(f"identity {'i' * 256}…; grants"), "an identity too long to issue is cut in the audit row"
+
+
+def test_the_rooms_offered_to_a_token_form_are_the_live_ones_for_operators_and_only_their_own_for_hosts(
+    svc: Services, participants: ParticipantPool, lk_api, unique_name
+) -> None:
+    live_room = unique_name()
+    participants.join(live_room, "someone")
+    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: {(SERVER, "b-meeting"), (SERVER, "a-meeting"), ("other", "x")})
+    operator = Actor("olga", "operator")
+
+    offered = lk_api.poll(lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), until=lambda _r: live_room in tokens.suggested_rooms(operator, SERVER))
+    assert offered is not None and live_room in tokens.suggested_rooms(operator, SERVER)
+    assert tokens.suggested_rooms(Actor("hana", "host"), SERVER) == ["a-meeting", "b-meeting"], "no one else's room names"
+    assert tokens.suggested_rooms(Actor("ann", "analyst"), SERVER) == []
+    assert svc.tokens.suggested_rooms(Actor("hana", "host"), SERVER) == []
 
 
 def test_every_role_may_change_its_own_password_and_only_with_the_current_one(svc: Services) -> None:
