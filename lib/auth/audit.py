@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import AuditEvent
+from ..spreadsheet import safe_cell
 
 RESULTS = ("ok", "failed", "refused")
 
@@ -83,8 +84,7 @@ def to_csv(records: list[AuditRecord]) -> str:
     writer = csv.writer(out)
     writer.writerow(["at", "actor", "action", "target", "result", "detail", "address"])
     for r in records:
-        # A leading = + - @ would make a spreadsheet run the cell as a formula.
         cells = [r.at.isoformat(), r.actor, r.action, r.target, r.result, r.detail, r.address]
-        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
+        writer.writerow([safe_cell(c) for c in cells])
     return out.getvalue()
 
