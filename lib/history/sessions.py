@@ -148,6 +148,24 @@ def timeline(
     return spans[SPAN_COLUMNS], dedupe_marks(marks)[MARK_COLUMNS]
 
 
+ROOM_SPAN_COLUMNS = ["room_sid", "identity", "kind", "joined_at", "left_at", "left_estimated", "open"]
+
+
+def room_participant_spans(store: HistoryStore, server: str, room: str, now: datetime | None = None) -> pd.DataFrame:
+    """Every participant span in every session of the rooms named `room` on `server` (a room
+    deleted and created again is a new session of the same name). Spans still open end at
+    `now` and are flagged `open`."""
+    now = now or datetime.now(timezone.utc)
+    spans = store.query(
+        "SELECT p.room_sid, p.identity, p.kind, coalesce(p.joined_at, r.started_at, p.left_at) AS joined_at, "
+        "coalesce(p.left_at, ?) AS left_at, p.left_estimated, p.left_at IS NULL AS open "
+        "FROM participant_sessions p LEFT JOIN room_sessions r USING (server, room_sid) "
+        "WHERE p.server = ? AND p.room = ? ORDER BY joined_at, p.identity",
+        [now, server, room],
+    )
+    return spans[ROOM_SPAN_COLUMNS]
+
+
 def dedupe_marks(marks: pd.DataFrame) -> pd.DataFrame:
     """One mark per change: marks of one kind, identity and track within SAME_CHANGE of the first
     of their run are one change, shown at the webhook's time when a webhook saw it."""
