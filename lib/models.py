@@ -118,6 +118,8 @@ class Meeting(Base):
     guests_before_host: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     keep_chat: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     recurrence: Mapped[str | None] = mapped_column(Text, nullable=True)  # lib.meetings.recurrence JSON
+    # Where the series' rule starts as last planned (its calendar DTSTART); a single meeting's start.
+    first_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     link_slug: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     link_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     uid: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)  # the calendar UID

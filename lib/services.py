@@ -35,6 +35,10 @@ from .db import make_engine, migrate, require_current, session_factory
 from .history.collector import Collector
 from .history.store import HistoryStore
 from .livekit.gateway import LiveKitGateway
+from .meetings.invites import invite_key
+from .meetings.join import JoinService
+from .meetings.lifecycle import Lifecycle
+from .meetings.service import MeetingService
 from .secretbox import SecretBox, load_or_create_key
 from .servers import ServerAdmin, ServerFollower, ServerRegistry
 from .tokens import TokenService
@@ -57,6 +61,9 @@ class Core:
     server_admin: ServerAdmin
     follower: ServerFollower
     tokens: TokenService
+    lifecycle: Lifecycle
+    meetings: MeetingService
+    joins: JoinService
 
     def close(self) -> None:
         self.follower.stop()
@@ -83,6 +90,7 @@ class Services(Core):
                 self.gateway, self.history, self.settings.collect_seconds, self.settings.sample_days, self.settings.retention_days
             )
             self.collector.start()
+            self.meetings.use_history(self.history)
 
     def close(self) -> None:
         if self.collector is not None:
@@ -125,6 +133,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
     gateway = LiveKitGateway(request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency)
     registry = ServerRegistry(sessions, SecretBox(secret_key), settings.default_server)
     follower = ServerFollower(registry, gateway, interval=settings.refresh_seconds)
+    lifecycle = Lifecycle(sessions, gateway, audit)
+    key = invite_key(secret_key)
+    meetings = MeetingService(sessions, policy, gateway, lifecycle, invite_key=key, public_url=settings.public_url, max_hours=settings.meeting_max_hours)
     return Core(
         settings=settings,
         engine=engine,
@@ -136,9 +147,10 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
         control=LiveControl(gateway, policy),
         server_admin=ServerAdmin(registry, gateway, policy),
         follower=follower,
-        # hosted_rooms: the meetings service's (server, room) pairs of the meetings an actor
-        # hosts, once it exists; None lets hosts issue tokens for no room.
-        tokens=TokenService(gateway, policy, hosted_rooms=None),
+        tokens=TokenService(gateway, policy, hosted_rooms=meetings.hosted_rooms),
+        lifecycle=lifecycle,
+        meetings=meetings,
+        joins=JoinService(sessions, audit, gateway, lifecycle, key),
     )
 
 

@@ -30,6 +30,11 @@ def hash_password(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
+def hash_secret(secret: str) -> str:
+    """A bcrypt hash of a secret with rules of its own (a meeting's password)."""
+    return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
+
+
 def verify(password: str, hashed: str | None) -> bool:
     """True when `password` matches; with `hashed=None` it does the same work and says False."""
     candidate = password.encode()[:MAX_BYTES]

@@ -45,10 +45,14 @@ class ActionError(Exception):
     """An action was not done; the message is meant for the person who asked."""
 
 
-class Refused(ActionError):
+class Forbidden(ActionError):
+    """The actor may not do this. Raised inside `Policy.act`, it is audited as refused, not
+    failed."""
+
+
+class Refused(Forbidden):
     """The actor's role lacks the capability the action needs, or (with `message`) the actor
-    may do this kind of action but not to this target. Raised inside `Policy.act`, it is
-    audited as refused, not failed."""
+    may do this kind of action but not to this target."""
 
     def __init__(self, actor: Actor, capability: str, message: str = "") -> None:
         super().__init__(message or f"The {actor.role} role may not {_DOING.get(capability, capability)}.")
@@ -96,7 +100,7 @@ class Policy:
             yield outcome
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
-            result = "refused" if isinstance(exc, Refused) else "failed"
+            result = "refused" if isinstance(exc, Forbidden) else "failed"
             self._audit.record(actor.name, action, target, result, f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
             raise
         self._audit.record(actor.name, action, target, "failed" if outcome.failed else "ok", outcome.detail, actor.address)

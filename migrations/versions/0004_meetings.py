@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("guests_before_host", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("keep_chat", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("recurrence", sa.Text, nullable=True),
+        sa.Column("first_start", WHEN, nullable=False),
         sa.Column("link_slug", sa.String(64), nullable=False, unique=True),
         sa.Column("link_version", sa.Integer, nullable=False, server_default="1"),
         sa.Column("uid", sa.String(128), nullable=False, unique=True),
