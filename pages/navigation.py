@@ -38,6 +38,7 @@ PAGES = [
     ("Live", "agents", "agents.py", "Agents", ":material/smart_toy:"),
     ("History", "history", "history.py", "History", ":material/monitoring:"),
     ("History", "sessions", "sessions.py", "Sessions", ":material/timeline:"),
+    ("Meetings", "meetings", "meetings.py", "Meetings", ":material/event:"),
     ("Meetings", "tokens", "tokens.py", "Tokens", ":material/key:"),
     ("Admin", "settings", "settings.py", "Servers", ":material/dns:"),
     ("Admin", "users", "users.py", "Users", ":material/group:"),

@@ -5,7 +5,6 @@ import streamlit as st
 from lib import services
 from lib.auth import guard
 from lib.auth.roles import ROLES
-from lib.auth.policy import ActionError
 from lib.ui import live
 from lib.ui.format import clock, md
 
@@ -26,24 +25,6 @@ st.dataframe(
 )
 
 
-def attempt(call, message, form: str | None = None, refusal_after_rerun: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """Run one service call. Success is said after a rerun, with `form` opened afresh (a created
-    user's password must not stay in the field); a refusal or broken rule is shown here with
-    what was typed kept, or after a rerun for a confirmation's Yes."""
-    try:
-        result = call()
-    except ActionError as exc:
-        if not refusal_after_rerun:
-            st.error(md(str(exc)))
-            return
-        live.flash(str(exc), ok=False)
-    else:
-        live.flash(message(result) if callable(message) else message)
-        if form is not None:
-            live.renew_form(form)
-    st.rerun()
-
-
 st.subheader("Create a user")
 with st.form("create_user"):
     username = st.text_input("User name", max_chars=64, key=live.widget_key("create_user", "name"))
@@ -52,7 +33,7 @@ with st.form("create_user"):
         "Initial password", type="password", help="At least 10 characters, at most 72 bytes.", key=live.widget_key("create_user", "password")
     )
     if st.form_submit_button("Create user", type="primary"):
-        attempt(lambda: users.create(actor, username, password, role), lambda u: f"User '{u.username}' created as {u.role}.", form="create_user")
+        live.submit(lambda: users.create(actor, username, password, role), lambda u: f"User '{u.username}' created as {u.role}.", form="create_user")
 
 if people:
     st.subheader("Change a user")
@@ -63,19 +44,19 @@ if people:
         with st.form(f"role_{chosen.username}"):
             new_role = st.selectbox("Role", ROLES, index=ROLES.index(chosen.role), key=f"role_of_{chosen.username}")
             if st.form_submit_button("Change role"):
-                attempt(lambda: users.set_role(actor, chosen.username, new_role), f"'{chosen.username}' is now {new_role}.")
+                live.submit(lambda: users.set_role(actor, chosen.username, new_role), f"'{chosen.username}' is now {new_role}.")
     with status_tab:
         if chosen.disabled:
             if st.button("Enable user", key=f"enable_{chosen.username}"):
-                attempt(lambda: users.set_disabled(actor, chosen.username, False), f"'{chosen.username}' enabled.")
+                live.submit(lambda: users.set_disabled(actor, chosen.username, False), f"'{chosen.username}' enabled.")
         elif live.confirm("Disable user", f"disable_{chosen.username}", f"Disable '{chosen.username}'? They are signed out at once and cannot sign in."):
-            attempt(lambda: users.set_disabled(actor, chosen.username, True), f"'{chosen.username}' disabled.", refusal_after_rerun=True)
+            live.submit(lambda: users.set_disabled(actor, chosen.username, True), f"'{chosen.username}' disabled.", refusal_after_rerun=True)
     with password_tab:
         form = f"password_{chosen.username}"
         with st.form(form):
             new_password = st.text_input("New password", type="password", key=live.widget_key(form, "password"))
             if st.form_submit_button("Reset password"):
-                attempt(
+                live.submit(
                     lambda: users.reset_password(actor, chosen.username, new_password),
                     f"Password of '{chosen.username}' reset; their sessions were signed out.",
                     form=form,

@@ -26,6 +26,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "history": frozenset({"admin", "operator", "analyst"}),
     "sessions": frozenset({"admin", "operator", "analyst"}),
     "tokens": frozenset({"admin", "operator", "host"}),
+    "meetings": frozenset({"admin", "host"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).

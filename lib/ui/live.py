@@ -146,6 +146,24 @@ def act_on_click(what: str, action: Callable[[], object]) -> None:
         flash(f"{what}: done.")
 
 
+def submit(call: Callable[[], T], message: str | Callable[[T], str], form: str | None = None, refusal_after_rerun: bool = False) -> None:
+    """A form's submit: run one service call. Success is said after a rerun, with `form` opened
+    afresh (a password typed into it must not stay there); a refusal or broken rule is shown
+    here with what was typed kept, or after a rerun for a confirmation's Yes."""
+    try:
+        result = call()
+    except (ActionError, GatewayError) as exc:
+        if not refusal_after_rerun:
+            st.error(md(failure(exc)))
+            return
+        flash(failure(exc), ok=False)
+    else:
+        flash(message(result) if callable(message) else message)
+        if form is not None:
+            renew_form(form)
+    st.rerun()
+
+
 def widget_key(form: str, field: str) -> str:
     """The key of one field of `form`, renewed by `renew_form`. Streamlit keeps what a keyed
     widget holds (in the browser too), and deleting its state does not empty what is shown; a

@@ -32,16 +32,19 @@ from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_s
 pytestmark = pytest.mark.integration
 
 PAGES = REPO_ROOT / "pages"
-PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "tokens", "settings", "users", "audit", "account")
-TITLES = {"overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions", "tokens": "Tokens", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account"}
+PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "meetings", "tokens", "settings", "users", "audit", "account")
+TITLES = {
+    "overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions",
+    "meetings": "Meetings", "tokens": "Tokens", "settings": "Servers", "users": "Users", "audit": "Audit", "account": "Account",
+}  # fmt: skip
 # Written out by hand so that a wrong edit of PAGE_ROLES fails here, not only moves the matrix.
 EXPECTED_PAGES = {
     "admin": set(PAGE_IDS),
     "operator": {"overview", "rooms", "agents", "history", "sessions", "tokens", "account"},
     "analyst": {"overview", "history", "sessions", "account"},
-    "host": {"tokens", "account"},
+    "host": {"meetings", "tokens", "account"},
 }
-DEFAULT_TITLE = {"admin": "Overview", "operator": "Overview", "analyst": "Overview", "host": "Tokens"}
+DEFAULT_TITLE = {"admin": "Overview", "operator": "Overview", "analyst": "Overview", "host": "Meetings"}
 NOBODY = "no session"
 SESSIONS = (*ROLES, NOBODY)
 NOT_SIGNED_IN = "Your session has ended or you are not signed in."
