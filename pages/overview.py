@@ -10,6 +10,9 @@ from lib.models import utcnow
 from lib.ui import live, tables
 from lib.ui.format import clock, md, since
 
+# LiveKit's own room count (num_participants) leaves agents out; these totals count everyone.
+METRIC_HELP = {"Participants": "Everyone in a room, agents included.", "Agents": "Agent participants (also counted in Participants)."}
+
 svc = services.get()
 guard.require_page(svc, "overview")
 st.title("Overview")
@@ -36,7 +39,7 @@ def overview() -> None:
         ),
     ):
         # With no server answering there is nothing to count: a dash, never a zero.
-        col.metric(label, value if summaries else "—")
+        col.metric(label, value if summaries else "—", help=METRIC_HELP.get(label))
     if silent and summaries:
         st.caption(f"Totals of the servers that answered; not counted: {', '.join(silent)}.")
 

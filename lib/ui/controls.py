@@ -77,6 +77,35 @@ def _member(room: RoomSnapshot | None, identity: str) -> Participant | None:
     return next((p for p in room.participants if p.identity == identity), None) if room is not None else None
 
 
+def _track_buttons(
+    control: LiveControl, actor: Actor, member: Callable[[], Participant | None], key: str, server: str, room_name: str, interval: timedelta | None
+) -> None:
+    """Each track's state and its Mute or Unmute button, redrawn on the page's refresh so a
+    track muted elsewhere shows as muted (buttons are no form: nothing typed is lost)."""
+    @st.fragment(run_every=interval)
+    def buttons() -> None:
+        p = member()
+        if p is None:
+            st.caption("This participant has left the room.")
+            return
+        if not p.tracks:
+            st.caption("This participant publishes no track.")
+        for t in sorted(p.tracks, key=lambda t: (t.source, t.sid)):
+            c1, c2 = st.columns([3, 1])
+            c1.text(f"{t.source} · {t.type} · {t.sid} · {'muted' if t.muted else 'live'}")
+            verb = "Unmute" if t.muted else "Mute"
+            # Bound now: the click does what this label says, whatever the next snapshot shows.
+            c2.button(
+                verb,
+                key=f"{verb.lower()}_{key}_{t.sid}",
+                on_click=live.act_on_click,
+                args=(f"{verb} {t.source} track of {p.identity}", partial(control.mute_track, actor, server, room_name, p.identity, t.sid, not t.muted)),
+            )
+        st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
+
+    buttons()
+
+
 def participant_controls(
     control: LiveControl, actor: Actor, room: RoomSnapshot, now: Callable[[], RoomSnapshot | None], interval: timedelta | None
 ) -> None:
@@ -93,20 +122,7 @@ def participant_controls(
         ["Tracks", "Permissions", "Name, metadata, attributes", "Remove"], key="participant_tab"
     )
     with tracks_tab:
-        if not p.tracks:
-            st.caption("This participant publishes no track.")
-        for t in sorted(p.tracks, key=lambda t: (t.source, t.sid)):
-            c1, c2 = st.columns([3, 1])
-            c1.text(f"{t.source} · {t.type} · {t.sid} · {'muted' if t.muted else 'live'}")
-            verb = "Unmute" if t.muted else "Mute"
-            # Bound now: the click does what this label says, whatever the next snapshot shows.
-            c2.button(
-                verb,
-                key=f"{verb.lower()}_{key}_{t.sid}",
-                on_click=live.act_on_click,
-                args=(f"{verb} {t.source} track of {identity}", partial(control.mute_track, actor, server, room_name, identity, t.sid, not t.muted)),
-            )
-        st.caption("Unmuting from the server works only where the server sets room.enable_remote_unmute.")
+        _track_buttons(control, actor, lambda: _member(now(), identity), key, server, room_name, interval)
     with perms_tab:
         form = f"perm_{key}"
         perm = live.form_baseline(form, p.permission)

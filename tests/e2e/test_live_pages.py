@@ -233,3 +233,18 @@ def test_the_room_picker_appears_by_itself_when_a_room_to_pick_appears(page: Pag
     lk_api.create_room(name)  # the page only refreshes its list by itself; nobody touches it
     expect(selectbox(page, "Room")).to_have_value(room_option(name), timeout=LIVE_TIMEOUT_MS)
     expect(page.get_by_text("No room to show.")).to_have_count(0)
+
+
+def test_a_track_muted_elsewhere_shows_muted_in_the_controls_by_itself(page: Page, participants: ParticipantPool) -> None:
+    room = readable("mutes")
+    speaker = participants.join(room, "speaker", publish_audio=True)
+    goto(page, "/rooms")
+    search_rooms(page, room)
+    expect(selectbox(page, "Room")).to_have_value(room_option(room))
+    state = page.get_by_text(re.compile(r"^microphone · audio · TR_\w+ · (live|muted)$"))
+    expect(state).to_have_text(re.compile("live$"), timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Mute", exact=True)).to_be_visible()
+
+    participants.set_muted(speaker, "audio", True)  # the speaker mutes themselves: nothing is clicked here
+    expect(state).to_have_text(re.compile("muted$"), timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Unmute", exact=True)).to_be_visible()
