@@ -54,7 +54,7 @@ def populate(engine: Engine, total: int, due: int) -> list[int]:
             insert(Meeting),
             [
                 {"id": i + 1, "title": f"Meeting {i}", "description": "", "host_id": 1, "server": "bench", "time_zone": "UTC",
-                 "link_slug": f"slug-{i}", "uid": f"uid-{i}@bench", "max_participants": 10, "early_join_minutes": 5,
+                 "link_slug": f"slug-{i}", "uid": f"uid-{i}@bench", "max_participants": 10, "early_join_minutes": 5, "first_start": now,
                  "created_at": now, "updated_at": now}  # fmt: skip
                 for i in range(total)
             ],

@@ -66,7 +66,7 @@ def _add(
 ) -> int:  # fmt: skip
     slug = secrets.token_urlsafe(9)
     meeting = Meeting(
-        title=title, host_id=host_id, server=server, time_zone="Europe/Berlin", link_slug=slug,
+        title=title, host_id=host_id, server=server, time_zone="Europe/Berlin", link_slug=slug, first_start=starts_at,
         uid=f"{slug}@test", max_participants=max_participants, early_join_minutes=early_join_minutes,
     )  # fmt: skip
     session.add(meeting)
