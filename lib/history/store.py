@@ -174,6 +174,8 @@ class WriterStatus:
 
 FAILURE_TEXT_LIMIT = 500
 _STOP = object()
+# How long close() waits for reads in flight before it closes the file under them.
+CLOSE_WAIT = 30.0
 
 
 class HistoryStore:
@@ -192,6 +194,9 @@ class HistoryStore:
         self._upgrade()
         self._keep_wal_private()
         self._queue: queue.Queue[object] = queue.Queue()
+        self._readers = 0  # reads in flight; close() waits for them
+        self._closing = False
+        self._readers_done = threading.Condition()
         self._idle = threading.Condition()
         self._pending = 0
         self._queued_ids: Counter[str] = Counter()  # event ids submitted and not yet written
@@ -281,8 +286,14 @@ class HistoryStore:
                 raise TimeoutError("the history writer did not catch up")
 
     def close(self) -> None:
+        """Stop the writer (writing what was queued), wait for reads in flight (the collector's
+        run in worker threads that cancelling its tasks does not stop), then close the file."""
+        with self._readers_done:
+            self._closing = True
         self._queue.put(_STOP)
         self._writer.join(30)
+        with self._readers_done:
+            self._readers_done.wait_for(lambda: self._readers == 0, timeout=CLOSE_WAIT)
         self._conn.close()
         if self._wal is not None:
             try:
@@ -296,11 +307,20 @@ class HistoryStore:
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of its own for one reader; DuckDB cursors on one connection may be used
         from different threads at once."""
-        cursor = self._conn.cursor()
+        with self._readers_done:
+            if self._closing:
+                raise RuntimeError("the history store is closed")
+            self._readers += 1
         try:
-            yield cursor
+            cursor = self._conn.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            with self._readers_done:
+                self._readers -= 1
+                self._readers_done.notify_all()
 
     def query(self, sql: str, params: list[object] | None = None) -> pd.DataFrame:
         # Through Arrow: DuckDB's own .df() trips a pandas 3 deprecation on every call.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -184,3 +185,25 @@ def test_an_existing_world_readable_history_file_is_made_private(tmp_path: Path)
     finally:
         history.close()
     assert not Path(f"{path}.wal").exists() or mode(Path(f"{path}.wal")) == 0o600
+
+
+def test_closing_waits_for_a_read_in_flight_instead_of_failing_it(tmp_path: Path) -> None:
+    """The collector's reads run in worker threads that cancelling its tasks does not stop: the
+    store closed under one used to fail ("connection is busy with another call")."""
+    store = HistoryStore(tmp_path / "history.duckdb")
+    results: list[object] = []
+
+    def long_read() -> None:
+        try:
+            results.append(store.query("SELECT count(*) AS n FROM range(400000000) t(i) WHERE i % 7 = 3")["n"].iloc[0])
+        except Exception as exc:  # noqa: BLE001 - what the read met is the result
+            results.append(exc)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    time.sleep(0.3)  # the read is under way
+    store.close()
+    reader.join(30)
+    assert results and not isinstance(results[0], Exception), results
+    with pytest.raises(RuntimeError, match="closed"):
+        store.query("SELECT 1")
