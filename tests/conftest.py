@@ -12,6 +12,8 @@ import itertools
 import os
 import re
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -36,6 +38,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the real livekit-server (scripts/install-livekit-server.sh)"
     )
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """A SIGTERM ends the run as Ctrl-C does, so fixtures stop the servers they started (killed
+    outright, a run leaves livekit-servers and dashboards behind); the summary then says what
+    was running (a run killed from outside is otherwise a bare "Terminated")."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it at once
+    try:
+        listing = subprocess.run(["ps", "-eo", "pid,ppid,etime,args"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        listing = f"(no process list: {exc})"
+    _TERMINATED.append(f"pytest (pid {os.getpid()}) received SIGTERM and stopped its tests and their servers. Processes then:")
+    _TERMINATED.extend(line[:200] for line in listing.splitlines()[:80])
+    raise KeyboardInterrupt
+
+
+_TERMINATED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    for line in _TERMINATED:
+        terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so the added marker counts
