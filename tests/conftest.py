@@ -47,11 +47,12 @@ def _terminated(signum: int, frame: object) -> None:
     was running (a run killed from outside is otherwise a bare "Terminated")."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it at once
     try:
-        listing = subprocess.run(["ps", "-eo", "pid,ppid,etime,args"], capture_output=True, text=True, timeout=5).stdout
+        listing = subprocess.run(["ps", "-eww", "-o", "pid,ppid,etime,args"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         listing = f"(no process list: {exc})"
     _TERMINATED.append(f"pytest (pid {os.getpid()}) received SIGTERM and stopped its tests and their servers. Processes then:")
-    _TERMINATED.extend(line[:200] for line in listing.splitlines()[:80])
+    processes = [line for line in listing.splitlines() if not line.split(None, 3)[-1].startswith("[")]  # not kernel threads
+    _TERMINATED.extend(line[:200] for line in processes[:80])
     raise KeyboardInterrupt
 
 
