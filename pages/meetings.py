@@ -89,7 +89,10 @@ with list_tab:
         f"{'password set' if meeting.has_password else 'no password'}; server {md(meeting.server)}, room `{occurrence.room_name}`",
     ]
     st.markdown("  \n".join(info))
-    st.caption("Join link (no password in it: guests type the password, or use an invite link):")
+    st.caption(
+        "Join link (no password in it: guests type the password, or use an invite link). The dashboard's own join page "
+        "is not built yet: until it is, the link identifies the meeting to the join service, and guests join with a client of yours."
+    )
     st.code(meeting.join_url, language=None)
 
     link_tab, edit_tab, attendance_tab = st.tabs(["Share", "Change", "Attendance"], key="meeting_tabs")
