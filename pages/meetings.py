@@ -91,7 +91,7 @@ with list_tab:
     st.markdown("  \n".join(info))
     st.caption(
         "Join link (no password in it: guests type the password, or use an invite link). The dashboard's own join page "
-        "is not built yet: until it is, the link identifies the meeting to the join service, and guests join with a client of yours."
+        "is not built yet: until it is, the link names the meeting, and guests' tokens come from the Tokens page."
     )
     st.code(meeting.join_url, language=None)
 
