@@ -1,15 +1,18 @@
 """Meetings across the dashboard, run in-process by AppTest against a real livekit-server with
 the collector running: the Rooms page names a meeting's room by its title (in the table and the
-detail), and the Sessions page does the same for the room's sessions. Which room is a meeting's is read from SQL,
+detail), the Sessions page does the same for the room's sessions, and the History page's meeting
+filter narrows every chart to that meeting's room. Which room is a meeting's is read from SQL,
 never from the room's metadata; titles are shown as the text they are."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from livekit import api
 from sqlalchemy import select
@@ -24,6 +27,7 @@ from lib.models import Occurrence
 from lib.services import Services
 from lib.sim.participants import ParticipantPool
 from lib.ui.format import visible
+from tests.integration.test_history_page import figures
 from tests.integration.test_pages import HOSTILE, frames_with, markdown_texts, plain, rerun_until
 from tests.integration.test_secret_scan import page_as
 from tests.integration.test_services import settings_for
@@ -123,3 +127,45 @@ def test_sessions_page_names_the_session_of_a_meetings_room(svc: Services, parti
     assert meeting_column(at) == {room: visible(TITLE)}
     assert meeting_lines(at) == [f"Meeting: {visible(TITLE)} (active)"]
     assert not [t for t in markdown_texts(at) if "<script>" in t]
+
+
+# ----- History ----------------------------------------------------------------------------------
+
+
+def numbers(values: list | dict) -> list:
+    """A trace's values: plotly sends numeric arrays as base64 typed arrays."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return values
+
+
+def charted_rooms(at: AppTest) -> set[str]:
+    """The rooms the two per-room charts draw (plotly labels, escaped like chart_label)."""
+    charts = figures(at)
+    peak = {x for bar in charts.get("peak_per_room", {}).get("data", []) for x in bar["x"]}
+    top = {y for bar in charts.get("top_rooms", {}).get("data", []) for y in bar["y"]}
+    return peak | top
+
+
+def test_history_meeting_filter_narrows_the_charts_to_the_meetings_room(
+    svc: Services, participants: ParticipantPool, unique_name
+) -> None:
+    meeting, room = start_meeting(svc, "Weekly sync")
+    other = unique_name()
+    participants.join(room, "in-meeting")
+    participants.join(other, "elsewhere")
+
+    at = page_as("history", cookie_for(svc, "analyst"))
+    at = rerun_until(at, lambda a: {room, other} <= charted_rooms(a), timeout=30)
+    picker = at.multiselect(key="history_meetings")
+    assert [o for o in picker.options if o.startswith("Weekly sync · ")], picker.options
+
+    picker.set_value([meeting.id]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert charted_rooms(at) == {room}
+    assert at.multiselect(key="history_rooms").options == [room], "Rooms offers the meeting's rooms only"
+    assert any(c.value.startswith("The charts cover only the rooms of the picked meetings") for c in at.caption)
+    peak = max(y for trace in figures(at)["concurrency"]["data"] for y in numbers(trace["y"]) if y == y)  # NaN: a break
+    assert peak == 1, "one room with one person"
+    # (That the pick survives an edit of the title is a browser test: AppTest sends back the
+    # pick as the newest labels show it, where a browser sends the label it showed.)

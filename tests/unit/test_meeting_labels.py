@@ -1,6 +1,6 @@
 """Meetings beside their rooms, read from a migrated SQLite database filled with plain rows: the
 lookup by (server, room) in chunks of names, a meeting's rooms, and which meetings a range
-offers the History page."""
+offers the History page; and, on plain data, the picker's labels and the rooms it charts."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from lib.db import make_engine, migrate, session_factory
-from lib.meetings.labels import MeetingLabel, meeting_rooms, meetings_in_range, titles_for_rooms
+from lib.history.queries import room_filter
+from lib.meetings.labels import MeetingChoice, MeetingLabel, meeting_rooms, meetings_in_range, titles_for_rooms
 from lib.models import Meeting, Occurrence, User
+from lib.ui.history import meeting_labels
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -91,12 +93,15 @@ def test_a_meetings_rooms_are_its_occurrences_rooms_on_its_server(sessions: sess
 
 def test_the_range_offers_meetings_planned_or_held_in_it_latest_first(sessions: sessionmaker[Session]) -> None:
     # The range is [T0, T0 + 60 min).
-    planned = add_meeting(sessions, "Planned inside", "lk-a", [{"room_name": "r1", "starts_at": at(10), "ends_at": at(20)}])
-    overran = add_meeting(sessions, "Ran late", "lk-a", [{"room_name": "r2", "starts_at": at(-60), "ends_at": at(-30), "started_at": at(-60), "ended_at": at(5)}])
-    stuck = add_meeting(sessions, "Still active", "lk-a", [{"room_name": "r3", "starts_at": at(-90), "ends_at": at(-80), "status": "active", "started_at": at(-90)}])
-    early = add_meeting(sessions, "Opened early", "lk-a", [{"room_name": "r4", "starts_at": at(65), "ends_at": at(90), "status": "active", "started_at": at(55)}])
-    add_meeting(sessions, "Before", "lk-a", [{"room_name": "r5", "starts_at": at(-60), "ends_at": at(0)}])
-    add_meeting(sessions, "After", "lk-a", [{"room_name": "r6", "starts_at": at(60), "ends_at": at(70), "status": "scheduled"}])
+    def one(title: str, **span: object) -> int:
+        return add_meeting(sessions, title, "lk-a", [span])
+
+    planned = one("Planned inside", room_name="r1", starts_at=at(10), ends_at=at(20))
+    overran = one("Ran late", room_name="r2", starts_at=at(-60), ends_at=at(-30), started_at=at(-60), ended_at=at(5))
+    stuck = one("Still active", room_name="r3", starts_at=at(-90), ends_at=at(-80), status="active", started_at=at(-90))
+    early = one("Opened early", room_name="r4", starts_at=at(65), ends_at=at(90), status="active", started_at=at(55))
+    one("Before", room_name="r5", starts_at=at(-60), ends_at=at(0))
+    one("After", room_name="r6", starts_at=at(60), ends_at=at(70), status="scheduled")
     series = add_meeting(
         sessions, "Series", "lk-b",
         [{"room_name": "r7", "starts_at": at(-1440), "ends_at": at(-1400)}, {"room_name": "r8", "starts_at": at(30), "ends_at": at(40)}],
@@ -109,3 +114,32 @@ def test_the_range_offers_meetings_planned_or_held_in_it_latest_first(sessions: 
         [by_series] = [c for c in offered if c.meeting_id == series]
         assert by_series.first_start == at(-1440) and by_series.series and by_series.server == "lk-b"
         assert [c.meeting_id for c in meetings_in_range(s, T0, at(60), limit=2)] == [early, planned]
+
+
+# ----- the History page's meeting filter ----------------------------------------------------------
+
+
+def choice(meeting_id: int, title: str, minutes: float = 0, series: bool = False) -> MeetingChoice:
+    return MeetingChoice(meeting_id, title, at(minutes), "lk-a", series)
+
+
+def test_meeting_labels_tell_apart_same_titles_and_keep_what_was_given() -> None:
+    labels = meeting_labels([choice(1, "Sync"), choice(2, "Sync", 60, series=True), choice(3, "Sync")], {})
+    assert labels == {
+        1: "Sync · 2026-03-02 12:00 UTC",
+        2: "Sync · 2026-03-02 13:00 UTC · series",
+        3: "Sync · 2026-03-02 12:00 UTC · #3",
+    }
+    renamed = meeting_labels([choice(1, "Renamed"), choice(4, "Sync")], labels)
+    assert renamed[1] == labels[1], "a label once given stays"
+    assert renamed[4] == "Sync · 2026-03-02 12:00 UTC · #4"
+    assert meeting_labels([choice(5, "\u202eevil" + "x" * 200)], {})[5].startswith("⟨U+202E⟩evil")
+
+
+def test_room_filter_narrows_a_meetings_rooms_by_the_rooms_picked() -> None:
+    pairs = [("lk-a", "meet-1"), ("lk-a", "meet-2"), ("lk-a", "meet-1")]
+    assert room_filter(None, None) is None
+    assert room_filter(["lobby"], None) == ["lobby"]
+    assert room_filter(None, pairs) == [("lk-a", "meet-1"), ("lk-a", "meet-2")]
+    assert room_filter(["meet-2", "lobby"], pairs) == [("lk-a", "meet-2")]
+    assert room_filter(None, []) == [], "a meeting without rooms charts nothing, not everything"
