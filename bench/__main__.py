@@ -1,7 +1,7 @@
 """`python -m bench` (make bench): run every benchmark in turn. The history query benchmark
 generates 90 days of history first (about 6 minutes on two cores)."""
 
-from . import history_ingest, history_queries, scheduler_tick, snapshot
+from . import history_ingest, history_queries, meeting_labels, scheduler_tick, snapshot
 
 if __name__ == "__main__":
     snapshot.main([])
@@ -9,5 +9,7 @@ if __name__ == "__main__":
     history_ingest.main([])
     print()
     scheduler_tick.main([])
+    print()
+    meeting_labels.main([])
     print()
     history_queries.main([])
