@@ -78,10 +78,10 @@ def meeting_labels(choices: list[MeetingChoice], known: Mapping[int, str]) -> di
 
 def meeting_picker(svc: Services, span: tuple[datetime, datetime] | None, key: str) -> list[tuple[str, str]] | None:
     """The rooms, as (server, room), of the meetings picked among those with an occurrence in
-    `span`; None while none is picked. A multiselect keeps
-    a pick by its label and drops one whose label is not offered, so each meeting keeps the
-    label it was first offered under for the session (a title edited meanwhile, or the range
-    moving on, does not drop it), and what is picked stays offered."""
+    `span`; None while none is picked. A multiselect keeps a pick by the label the browser
+    showed and drops one whose label is not offered: each meeting keeps the label it was first
+    offered under for the session, and what is picked stays offered, so neither a title edited
+    meanwhile nor the range moving on drops a pick."""
     known: dict[int, str] = st.session_state.setdefault(f"{key}_labels", {})
     offered = svc.meetings.meetings_for_filter(*span) if span is not None else []
     known.update(meeting_labels(offered, known))
