@@ -1,7 +1,7 @@
 """`python -m bench` (make bench): run every benchmark in turn. The history query benchmark
 generates 90 days of history first (about 6 minutes on two cores)."""
 
-from . import history_ingest, history_queries, join_tokens, scheduler_tick, snapshot
+from . import history_ingest, history_queries, join_tokens, meeting_labels, scheduler_tick, snapshot
 
 if __name__ == "__main__":
     snapshot.main([])
@@ -11,5 +11,7 @@ if __name__ == "__main__":
     scheduler_tick.main([])
     print()
     join_tokens.main([])
+    print()
+    meeting_labels.main([])
     print()
     history_queries.main([])

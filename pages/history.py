@@ -44,24 +44,33 @@ def chart(title: str, source: str, name: str, frame: pd.DataFrame, draw: Callabl
     downloads(frame, name)
 
 
-controls = st.columns([2, 1, 1])
+controls = st.columns([2, 1, 1, 1])
 with controls[0]:
     span = history_ui.range_picker("history")
 try:
     known_servers = queries.servers(store)
     chosen_servers = controls[1].multiselect("Servers", known_servers, key="history_servers", placeholder="All servers") or None
-    chosen_rooms = controls[2].multiselect("Rooms", queries.rooms(store, chosen_servers), key="history_rooms", placeholder="All rooms") or None
+    with controls[2]:
+        meeting_rooms = history_ui.meeting_picker(svc, span, "history_meetings")
+    room_options = queries.rooms(store, chosen_servers, meeting_rooms)  # narrowed by each pick before it
+    chosen_rooms = controls[3].multiselect("Rooms", room_options, key="history_rooms", placeholder="All rooms") or None
 except Exception:  # noqa: BLE001 - ours, not the user's: log it, show a short message
     log.exception("reading the history filters failed")
     st.error("The history store could not be read; see the server log.")
     st.stop()
 if span is None:
     st.stop()
+rooms_charted = queries.room_filter(chosen_rooms, meeting_rooms)
+if meeting_rooms is not None:
+    st.caption(
+        f"The charts cover only the rooms of the picked meetings ({len(room_options)} of them in the history), and Rooms "
+        "offers only those: rooms picked there narrow the charts to them. Each filter narrows the others."
+    )
 picked_start, end = span
 try:
     charted = queries.chart_span(picked_start, end, queries.history_start(store), svc.settings.collect_seconds)
     start, step = charted.start, charted.step
-    args = (store, start, end, chosen_servers, chosen_rooms)
+    args = (store, start, end, chosen_servers, rooms_charted)
     data = {
         "concurrency": queries.concurrency(*args, step=step),
         "participant_minutes": queries.participant_minutes_per_day(*args),
@@ -87,7 +96,7 @@ chart(
     "The most seen at once per bucket, from the collector's server and room samples (per-minute and "
     "per-hour rollups for buckets of a minute or more). Breaks are outages or times nothing was collected, not zeros. "
     + ("With several rooms chosen, buckets of a minute or more add up each room's busiest moment: an upper bound. "
-     if chosen_rooms and len(chosen_rooms) > 1 and queries.rollup_grain(step) else ""),
+     if rooms_charted is not None and len(rooms_charted) > 1 and queries.rollup_grain(step) else ""),
     "concurrency",
     concurrency,
     lambda f: history_ui.time_axis(history_ui.marked_when_few(

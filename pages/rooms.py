@@ -53,7 +53,8 @@ def room_list() -> None:
         st.session_state[NOTHING_PICKED] = False
         st.rerun(scope="app")
     st.caption(f"{len(rooms)} room(s)")
-    st.dataframe(tables.rooms_frame(rooms), hide_index=True, width="stretch", column_config=tables.COLUMNS)
+    meetings = svc.meetings.titles_for_rooms((r.room.server, r.room.name) for r in rooms)  # one lookup for all
+    st.dataframe(tables.rooms_frame(rooms, meetings), hide_index=True, width="stretch", column_config=tables.COLUMNS)
     live.refreshed_caption(views)
 
 
@@ -100,6 +101,9 @@ def room_detail() -> None:
         st.warning("This room is gone from the server (ended, or closed when its last participant left).")
         return
     r = room.room
+    meeting = svc.meetings.titles_for_rooms([(server, room_name)]).get((server, room_name))
+    if meeting is not None:
+        st.markdown(f"Meeting: {md(meeting.title)} ({meeting.status})")
     cols = st.columns(4)
     cols[0].metric("Participants", len(room.participants))
     cols[1].metric("Publishers", sum(1 for p in room.participants if p.tracks))

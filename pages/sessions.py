@@ -16,8 +16,10 @@ import streamlit as st
 from lib import services
 from lib.auth import guard
 from lib.history import sessions
+from lib.meetings.labels import MeetingLabel
 from lib.ui import history as history_ui
 from lib.ui.format import chart_label, clip, clock, duration, md, visible
+from lib.ui.tables import meeting_cell
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,13 @@ store = history_ui.store_or_stop(svc)
 MARK_SYMBOLS = {"track_published": "triangle-up", "track_unpublished": "triangle-down", "track_muted": "x", "track_unmuted": "circle-open"}
 
 
-def session_table(found: pd.DataFrame) -> pd.DataFrame:
+def session_table(found: pd.DataFrame, meetings: dict[tuple[str, str], MeetingLabel]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "state": found["state"],
             "server": found["server"],
             "room": [clip(visible(r)) for r in found["room"]],
+            "meeting": [meeting_cell(meetings.get(key)) for key in zip(found["server"], found["room"])],
             "started": [clock(t) if pd.notna(t) else "" for t in found["started_at"]],
             "duration": [duration(m * 60) if pd.notna(m) else "live" for m in found["duration_min"]],
             "peak": found["peak_participants"],
@@ -116,8 +119,9 @@ def remember_pick(key: str, shown: list[tuple[str, str]]) -> None:
         st.session_state["session_pick"] = shown[rows[0]]
 
 
+meetings = svc.meetings.titles_for_rooms(zip(found["server"], found["room"]))  # one lookup for the rows listed
 st.dataframe(
-    session_table(found),
+    session_table(found, meetings),
     hide_index=True,
     width="stretch",
     on_select=partial(remember_pick, table_key, ids),
@@ -128,6 +132,9 @@ picked = st.session_state.get("session_pick")
 chosen = found.iloc[ids.index(picked) if picked in ids else 0]
 
 st.subheader(f"{md(chosen['room'])} · {md(chosen['server'])}")
+meeting = meetings.get((chosen["server"], chosen["room"]))
+if meeting is not None:
+    st.markdown(f"Meeting: {md(meeting.title)} ({meeting.status})")
 if chosen["state"] == "live":
     st.success(f"Live: started {clock(chosen['started_at'])}, still running.")
 else:

@@ -107,16 +107,33 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
-def _filters(servers: list[str] | None, rooms: list[str] | None, server_col: str = "server", room_col: str = "room") -> tuple[str, list[object]]:
-    """SQL conditions (each starting with AND) and their parameters; None means no filter."""
+# A room filter: room names (on whichever server), or (server, room) pairs; None for every room.
+Rooms = list[str] | list[tuple[str, str]] | None
+
+
+def _filters(servers: list[str] | None, rooms: Rooms, server_col: str = "server", room_col: str = "room") -> tuple[str, list[object]]:
+    """SQL conditions (each starting with AND) and their parameters; None means no filter, an
+    empty list matches nothing."""
     sql, params = "", []
     if servers is not None:
         sql += f" AND list_contains(?::VARCHAR[], {server_col})"
         params.append(list(servers))
-    if rooms is not None:
+    if rooms and isinstance(rooms[0], tuple):
+        sql += f" AND list_contains(?::STRUCT(s VARCHAR, r VARCHAR)[], {{'s': {server_col}, 'r': {room_col}}})"
+        params.append([{"s": server, "r": room} for server, room in rooms])
+    elif rooms is not None:
         sql += f" AND list_contains(?::VARCHAR[], {room_col})"
         params.append(list(rooms))
     return sql, params
+
+
+def room_filter(rooms: list[str] | None, meeting_rooms: list[tuple[str, str]] | None) -> Rooms:
+    """The rooms the charts cover: with meetings picked, their rooms (as (server, room): a
+    meeting's room is the one on its server), narrowed to the `rooms` picked if any; else the
+    `rooms` picked (by name, on any server), or None for all."""
+    if meeting_rooms is None:
+        return rooms
+    return [pair for pair in dict.fromkeys(meeting_rooms) if rooms is None or pair[1] in rooms]
 
 
 def servers(store: HistoryStore) -> list[str]:
@@ -124,8 +141,9 @@ def servers(store: HistoryStore) -> list[str]:
     return list(found["server"])
 
 
-def rooms(store: HistoryStore, servers: list[str] | None = None) -> list[str]:
-    where, params = _filters(servers, None)
+def rooms(store: HistoryStore, servers: list[str] | None = None, within: Rooms = None) -> list[str]:
+    """Names of the rooms the history knows on `servers`, among `within` (all when None)."""
+    where, params = _filters(servers, within)
     found = store.query(
         f"SELECT room FROM room_samples WHERE TRUE {where} UNION SELECT room FROM room_sessions WHERE TRUE {where} ORDER BY room",
         params + params,
@@ -143,7 +161,7 @@ def rollup_grain(step: int) -> str | None:
 
 
 def _concurrency_from_rollups(store: HistoryStore, grain: str, start: datetime, end: datetime, step: int,
-                              servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+                              servers: list[str] | None, rooms: Rooms) -> pd.DataFrame:
     """Like `concurrency`, from the minute or hour rollups. Without a room filter the values are
     exact (the most seen at once in the bucket). With a room filter they add up each room's
     busiest moment in the bucket, which is exact for one room and an upper bound for several."""
@@ -182,7 +200,7 @@ def _concurrency_from_rollups(store: HistoryStore, grain: str, start: datetime, 
     return frame
 
 
-def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms,
                 step: int | None = None) -> pd.DataFrame:
     """Per server and time bucket, the most rooms and participants seen at once (columns ts,
     server, rooms, participants). Every bucket of every server with data in the range has a row;
@@ -198,13 +216,13 @@ def concurrency(store: HistoryStore, start: datetime, end: datetime, servers: li
 
 
 def _concurrency_from_samples(store: HistoryStore, start: datetime, end: datetime, step: int,
-                              servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+                              servers: list[str] | None, rooms: Rooms) -> pd.DataFrame:
     """Like `concurrency`, from the raw samples: exact to the sample, for buckets under a minute
     (and, in the benchmark, the baseline the rollups are measured against)."""
     t0, t1 = _epoch(start), _epoch(end)
     count = max(1, math.ceil((t1 - t0) / step))
     server_where, server_params = _filters(servers, None, "s.server")
-    room_where, room_params = _filters(None, rooms, room_col="r.room")
+    room_where, room_params = _filters(None, rooms, "r.server", "r.room")
     sql = f"""
     WITH ticks AS (
         SELECT s.server, s.ts, epoch(s.ts) AS t FROM server_samples s
@@ -238,7 +256,7 @@ def _concurrency_from_samples(store: HistoryStore, start: datetime, end: datetim
 
 
 def _session_overlap(store: HistoryStore, select: str, select_params: list[object], start: datetime, end: datetime,
-                     servers: list[str] | None, rooms: list[str] | None, now: datetime | None) -> pd.DataFrame:
+                     servers: list[str] | None, rooms: Rooms, now: datetime | None) -> pd.DataFrame:
     """Run `select` over `spans`: participant sessions clipped to the range (epochs a to z), a
     session still open running until now."""
     lo, hi = _epoch(start), _epoch(end)
@@ -255,7 +273,7 @@ def _session_overlap(store: HistoryStore, select: str, select_params: list[objec
 
 
 def participant_minutes_per_day(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None,
-                                rooms: list[str] | None, now: datetime | None = None) -> pd.DataFrame:
+                                rooms: Rooms, now: datetime | None = None) -> pd.DataFrame:
     """Per UTC day, the minutes participants spent in rooms within the range (columns day,
     participant_minutes); a session still open counts up to now."""
     # Each span is cut at UTC midnights (most lie within one day): linear in the sessions, where
@@ -270,7 +288,7 @@ def participant_minutes_per_day(store: HistoryStore, start: datetime, end: datet
 
 
 def top_rooms(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None,
-              rooms: list[str] | None, now: datetime | None = None) -> pd.DataFrame:
+              rooms: Rooms, now: datetime | None = None) -> pd.DataFrame:
     """The rooms with the most participant-minutes in the range, at most ten (columns server,
     room, participant_minutes)."""
     select = f"""
@@ -281,7 +299,7 @@ def top_rooms(store: HistoryStore, start: datetime, end: datetime, servers: list
     return _session_overlap(store, select, [], start, end, servers, rooms, now)
 
 
-def sessions_per_day(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def sessions_per_day(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms) -> pd.DataFrame:
     """Room sessions started per UTC day in the range (columns day, sessions)."""
     where, params = _filters(servers, rooms)
     return store.query(
@@ -300,7 +318,7 @@ def duration_label(low: float, high: float | None) -> str:
     return f"{low:g}+ min" if high is None or pd.isna(high) else f"{low:g}-{high:g} min"
 
 
-def session_durations(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def session_durations(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms) -> pd.DataFrame:
     """How long participant sessions that ended in the range lasted: a count per duration bin
     (DURATION_EDGES, the last bin open-ended) and per estimated flag (an end noticed by a
     snapshot rather than reported by a webhook). Columns: minutes (the bin's label), from_min,
@@ -324,7 +342,7 @@ def session_durations(store: HistoryStore, start: datetime, end: datetime, serve
     return frame
 
 
-def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None) -> pd.DataFrame:
+def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms) -> pd.DataFrame:
     """The most participants sampled at once in each room in the range (columns server, room,
     peak_participants)."""
     where, params = _filters(servers, rooms)
@@ -345,7 +363,7 @@ def peak_per_room(store: HistoryStore, start: datetime, end: datetime, servers: 
 
 
 def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start: datetime, end: datetime,
-               servers: list[str] | None, rooms: list[str] | None, step: int | None) -> pd.DataFrame:
+               servers: list[str] | None, rooms: Rooms, step: int | None) -> pd.DataFrame:
     """Changes of one kind per bucket. A change seen both in a webhook and between two snapshots
     is stored once per source, so what is counted is distinct `subject`s (a track, a job state),
     each at its earliest time."""
@@ -363,13 +381,13 @@ def _events_by(store: HistoryStore, kind: str, column: str, subject: str, start:
     )
 
 
-def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+def jobs_by_state(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms,
                   step: int | None = None) -> pd.DataFrame:
     """Agent job state changes per time bucket and job status (columns ts, job_status, events)."""
     return _events_by(store, JOB_STATE, "job_status", "job_id || ':' || job_status", start, end, servers, rooms, step)
 
 
-def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: list[str] | None,
+def tracks_by_source(store: HistoryStore, start: datetime, end: datetime, servers: list[str] | None, rooms: Rooms,
                      step: int | None = None) -> pd.DataFrame:
     """Tracks published per time bucket and track source (columns ts, track_source, events),
     from the tracks table: one row per track, at its earliest publication, however many sources

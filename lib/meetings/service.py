@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +27,7 @@ from ..auth.policy import Actor, ActionError, Forbidden, Invalid, Policy
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.tokens import Grants, IssuedToken, TokenRequest, build_token
 from ..models import CoHost, Invitee, JoinGrant, Meeting, Occurrence, Transition, User, utcnow
-from . import ics, invites
+from . import ics, invites, labels
 from ..history.sessions import room_participant_spans
 from ..history.store import HistoryStore
 from .attendance import AttendanceRow, attendance_rows
@@ -657,6 +657,27 @@ class MeetingService:
         if store is None:
             raise ActionError("Attendance is read from the history store, which only the dashboard's server process opens.")
         return attendance_rows(room_participant_spans(store, server, room), known, self._clock())
+
+    # ----- meetings beside their rooms (the Rooms, Sessions and History pages) -------------------
+    # No capability is checked: these pages are the operators' and analysts', who see every room
+    # anyway, and a title and status say no more than the metadata of the rooms the scheduler
+    # creates already does (hosts, who see neither page, are not asked for).
+
+    def titles_for_rooms(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], labels.MeetingLabel]:
+        """The meeting each (server, room) belongs to, for the rooms that are a meeting's."""
+        with self._sessions() as s:
+            return labels.titles_for_rooms(s, pairs)
+
+    def meeting_rooms(self, meeting_id: int) -> list[tuple[str, str]]:
+        """(server, room) of every occurrence of a meeting."""
+        with self._sessions() as s:
+            return labels.meeting_rooms(s, meeting_id)
+
+    def meetings_for_filter(self, since: datetime, until: datetime) -> list[labels.MeetingChoice]:
+        """The meetings with an occurrence in [since, until), latest first (at most
+        labels.PICKER_LIMIT), for the History page's picker."""
+        with self._sessions() as s:
+            return labels.meetings_in_range(s, since, until)
 
 
 class _Raced(Exception):

@@ -6,6 +6,7 @@ data (one bar a millisecond wide, ticks like 23:59:59.9996)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
@@ -14,9 +15,10 @@ import streamlit as st
 
 from ..history import queries
 from ..history.store import HistoryStore
+from ..meetings.labels import PICKER_LIMIT, MeetingChoice
 from ..services import Services
 from .dates import day_range
-from .format import chart_label
+from .format import chart_label, clip, visible
 
 CUSTOM = "custom"
 
@@ -56,6 +58,39 @@ def custom_range(picked: object, now: datetime) -> tuple[datetime, datetime] | N
     if isinstance(picked, tuple) and len(picked) == 1:
         st.caption(f"Only the first day is picked: from {first:%Y-%m-%d} to now.")
     return _utc(first), min(_utc(last) + timedelta(days=1), now)
+
+
+def meeting_labels(choices: list[MeetingChoice], known: Mapping[int, str]) -> dict[int, str]:
+    """`known` plus a label for each choice it lacks: the title (hidden characters shown) and
+    first start, with the meeting's number only where the label would read like another's."""
+    labels = dict(known)
+    taken = set(labels.values())
+    for c in choices:
+        if c.meeting_id in labels:
+            continue
+        label = f"{clip(visible(c.title), 80)} · {c.first_start:%Y-%m-%d %H:%M} UTC" + (" · series" if c.series else "")
+        if label in taken:
+            label += f" · #{c.meeting_id}"
+        labels[c.meeting_id] = label
+        taken.add(label)
+    return labels
+
+
+def meeting_picker(svc: Services, span: tuple[datetime, datetime] | None, key: str) -> list[tuple[str, str]] | None:
+    """The rooms, as (server, room), of the meetings picked among those with an occurrence in
+    `span`; None while none is picked. A multiselect keeps a pick by the label the browser
+    showed and drops one whose label is not offered: each meeting keeps the label it was first
+    offered under for the session, and what is picked stays offered, so neither a title edited
+    meanwhile nor the range moving on drops a pick."""
+    known: dict[int, str] = st.session_state.setdefault(f"{key}_labels", {})
+    offered = svc.meetings.meetings_for_filter(*span) if span is not None else []
+    known.update(meeting_labels(offered, known))
+    picked = [m for m in st.session_state.get(key) or [] if m in known]
+    options = list(dict.fromkeys([c.meeting_id for c in offered] + picked))
+    chosen = st.multiselect("Meetings", options, format_func=lambda m: known.get(m, f"meeting {m}"), key=key, placeholder="All rooms")
+    if len(offered) >= PICKER_LIMIT:
+        st.caption(f"The latest {PICKER_LIMIT:,} meetings of the range are offered: narrow the range to find older ones.")
+    return [pair for m in chosen for pair in svc.meetings.meeting_rooms(m)] if chosen else None
 
 
 def labelled(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

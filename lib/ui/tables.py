@@ -3,11 +3,14 @@ show them whole. Names show their hidden characters (format.visible)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import streamlit as st
 
 from ..livekit.records import AgentDispatch, Participant, RoomSnapshot
 from ..livekit.summary import ServerSummary
+from ..meetings.labels import MeetingLabel
 from .format import clip, visible
 
 
@@ -20,10 +23,14 @@ COLUMNS = {
 }
 
 
-def rooms_frame(rooms: list[RoomSnapshot]) -> pd.DataFrame:
+def rooms_frame(rooms: list[RoomSnapshot], meetings: Mapping[tuple[str, str], MeetingLabel] | None = None) -> pd.DataFrame:
+    """One row per room; `meeting` is the title of the meeting the room belongs to (by
+    MeetingService.titles_for_rooms), empty for other rooms."""
+    meetings = meetings or {}
     rows = [
         {
             "room": clip(visible(r.room.name)),
+            "meeting": meeting_cell(meetings.get((r.room.server, r.room.name))),
             "server": r.room.server,
             "participants": len(r.participants),
             "publishers": sum(1 for p in r.participants if p.tracks),
@@ -33,8 +40,14 @@ def rooms_frame(rooms: list[RoomSnapshot]) -> pd.DataFrame:
         }
         for r in rooms
     ]
-    columns = ["room", "server", "participants", "publishers", "agents", "created", "metadata"]
+    columns = ["room", "meeting", "server", "participants", "publishers", "agents", "created", "metadata"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def meeting_cell(label: MeetingLabel | None) -> str:
+    """A meeting's title for a table cell (a table shows text as text; hidden characters are
+    shown and long titles clipped like names)."""
+    return clip(visible(label.title)) if label else ""
 
 
 def participants_frame(participants: list[Participant] | tuple[Participant, ...]) -> pd.DataFrame:

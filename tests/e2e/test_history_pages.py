@@ -8,16 +8,22 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from livekit import api
 from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import update
 
+from lib import services
+from lib.auth.policy import Actor
+from lib.config import load_settings
 from lib.livekit.devserver import DevServer
+from lib.models import Meeting
 from lib.sim.participants import ParticipantPool
 from tests.app_process import AppProcess
 from tests.conftest import ServerApi
-from tests.e2e.conftest import goto, screenshot, wait_idle
+from tests.e2e.conftest import ADMIN_USER, goto, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -192,3 +198,42 @@ def test_a_picked_session_stays_picked_when_a_newer_session_starts(page: Page, t
         assert picked[0] in headings.all_text_contents(), "the pick follows the session, not its row number"
     finally:
         pool.close()
+
+
+def test_a_picked_meeting_stays_picked_when_its_title_is_edited(page: Page, dashboard_process: AppProcess, livekit_server: DevServer) -> None:
+    """A multiselect keeps a pick by its label, and the browser sends back the label it showed:
+    a label rebuilt from the edited title would drop the pick at the second rerun."""
+    built = services.build(load_settings(dashboard_process.env, Path("/nonexistent/secrets.toml")))
+    try:
+        title = readable("Retro")
+        meeting = built.meetings.start_instant(Actor(ADMIN_USER, "admin", "127.0.0.1"), title, "default")
+        occurrence = meeting.occurrences[0]
+        pool = ParticipantPool(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+        try:
+            pool.join(occurrence.room_name, "attendee")
+            narrowed = page.get_by_text(re.compile(r"^The charts cover only the rooms of the picked meetings \(1 of them"))
+            deadline = time.monotonic() + POLL_FOR_S
+            while True:  # until the collector recorded the room, which the caption counts
+                goto(page, "/history")
+                page.get_by_role("combobox", name="Meetings", exact=True).click()
+                page.get_by_role("option").filter(has_text=title).click()
+                page.keyboard.press("Escape")
+                wait_idle(page)
+                if narrowed.count():
+                    break
+                assert time.monotonic() < deadline, "the meeting's room was not recorded in time"
+                page.wait_for_timeout(POLL_EVERY_S * 1000)
+
+            with built.sessions.begin() as s:
+                s.execute(update(Meeting).where(Meeting.id == meeting.id).values(title=f"{title} (renamed)"))
+            for _ in range(3):
+                page.get_by_test_id("stMain").get_by_role("heading", name="History").click()
+                page.keyboard.press("r")  # Streamlit's rerun key: the browser sends the pick back as it showed it
+                wait_idle(page)
+            expect(narrowed).to_be_visible()
+            expect(page.get_by_test_id("stMultiSelect").filter(has_text="Meetings").get_by_text(title).first).to_be_visible()
+        finally:
+            pool.close()
+            built.lifecycle.finish(occurrence.id)  # its room would outlive the test on the shared server
+    finally:
+        built.close()

@@ -234,6 +234,22 @@ def test_filter_values_are_parameters_not_sql(store: HistoryStore) -> None:
     assert list(frame["room"]) == ["standup"]
 
 
+def test_a_filter_of_server_and_room_pairs_keeps_each_room_to_its_own_server(store: HistoryStore) -> None:
+    assert list(queries.peak_per_room(store, *RANGE, None, [(A, "standup")])["room"]) == ["standup"]
+    assert queries.peak_per_room(store, *RANGE, None, [(B, "standup")]).empty, "standup is on lk-a only"
+    assert queries.peak_per_room(store, *RANGE, None, []).empty, "an empty filter matches nothing, unlike None"
+    assert queries.peak_per_room(store, *RANGE, None, [("x') OR TRUE --", "standup")]).empty
+    assert queries.top_rooms(store, *RANGE, None, [(A, "review"), (B, "standup")], now=NOW)["room"].tolist() == ["review"]
+    assert queries.rooms(store, None, [(A, "review"), (B, "standup")]) == ["review"]
+    for step in (8, 60):  # the raw samples and the minute rollups
+        by_pair = queries.concurrency(store, BASE, at(60), None, [(A, "review")], step=step)
+        by_name = queries.concurrency(store, BASE, at(60), None, ["review"], step=step)
+        pd.testing.assert_frame_equal(by_pair, by_name)
+        assert by_pair["participants"].max() == 1
+        elsewhere = queries.concurrency(store, BASE, at(60), None, [(B, "review")], step=step)
+        assert not (elsewhere["participants"].fillna(0) > 0).any()
+
+
 # ----- the page -----------------------------------------------------------------------------
 
 
