@@ -1,7 +1,7 @@
 """Meetings (hosts and admins): schedule meetings and series, start one now, and for each one the
 join link, invites, calendar file, edits, cancellation, ending it for everyone and attendance."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
@@ -12,7 +12,6 @@ from lib.meetings.attendance import attendance_csv
 from lib.meetings.views import ACTIVE, CANCELLED, ENDED, SCHEDULED, STATUSES
 from lib.ui import live
 from lib.ui import meetings as ui
-from lib.ui.dates import day_range
 from lib.ui.format import clock, md
 
 svc = services.get()
@@ -23,7 +22,7 @@ st.title("Meetings")
 live.show_flash()
 
 servers = svc.gateway.server_names()
-hosts = [u.username for u in svc.users.list() if u.role in ("admin", "host") and not u.disabled and u.username != user.username]
+hosts = [u.username for u in svc.users.list() if u.role in ("admin", "host") and not u.disabled]  # who may co-host
 now = datetime.now(timezone.utc)
 view_zone = ui.default_zone()
 
@@ -34,7 +33,7 @@ if not servers:
 list_tab, schedule_tab, instant_tab = st.tabs(["Meetings", "Schedule", "Start now"], key="meetings_tab")
 
 with schedule_tab:
-    draft = ui.draft_form("schedule", servers, hosts)
+    draft = ui.draft_form("schedule", servers, hosts, user.username)
     if draft is not None:
         live.submit(lambda: meetings.schedule(actor, draft), lambda m: f"Scheduled '{m.title}': {len(m.occurrences)} occurrence(s).", form="schedule")
 
@@ -49,7 +48,7 @@ with instant_tab:
         if st.form_submit_button("Start meeting now", type="primary"):
             live.submit(
                 lambda: meetings.start_instant(actor, title, server, minutes=int(minutes), time_zone=view_zone, password=password or None),
-                lambda m: f"'{m.title}' is open until {clock(m.occurrences[0].ends_at)}: share its link from the Meetings tab.",
+                lambda m: f"'{m.title}' is open until {ui.when(m.occurrences[0].ends_at, view_zone)}: share its link from the Meetings tab.",
                 form="instant",
             )
 
@@ -57,23 +56,26 @@ with list_tab:
     c1, c2, c3 = st.columns([2, 2, 1])
     statuses = c1.multiselect("Status", STATUSES, default=[SCHEDULED, ACTIVE], key="meetings_status")
     today = now.date()
-    days = c2.date_input("Starting between", value=(today - timedelta(days=7), today + timedelta(days=60)), key="meetings_days")
+    days = c2.date_input(f"Days ({view_zone})", value=(today - timedelta(days=7), today + timedelta(days=365)), key="meetings_days")
     mine = c3.toggle("Only mine", value=user.role != "admin", disabled=user.role != "admin", key="meetings_mine")
-    first_day, last_day = day_range(days, today)
-    if isinstance(days, tuple) and len(days) == 1:
-        st.caption(f"Only the first day is picked: showing from {first_day:%Y-%m-%d} to today.")
-    rows = meetings.list(
-        actor, statuses=tuple(statuses),
-        since=datetime.combine(first_day, time.min, timezone.utc) if first_day else None,
-        until=datetime.combine(last_day, time.max, timezone.utc) if last_day else None, mine=mine,
-    )  # fmt: skip
+    since, until, range_note = ui.start_range(days, view_zone)
+    if range_note:
+        st.caption(range_note)
+    rows = meetings.list(actor, statuses=tuple(statuses), since=since, until=until, mine=mine)
     st.caption(f"{len(rows)} occurrence(s); times in {view_zone}.")
     if not rows:
         st.info("No meeting matches. Schedule one, or widen the filters.")
         st.stop()
     labels = {r.occurrence.id: f"{r.title} · {ui.when(r.occurrence.starts_at, view_zone)} · {r.occurrence.status}" for r in rows}
     st.dataframe(ui.rows_table(rows, view_zone, now), hide_index=True, width="stretch")
-    picked = st.selectbox("Meeting", list(labels), format_func=lambda oid: labels[oid], key="meetings_pick")
+    # The closed picker shows the label it was drawn with: keyed on the labels, it is drawn
+    # afresh when one changes (an edit, a move, a new status), keeping the pick.
+    remembered = st.session_state.get("_meetings_picked")
+    picked = st.selectbox(
+        "Meeting", list(labels), format_func=lambda oid: labels[oid], index=list(labels).index(remembered) if remembered in labels else 0,
+        key=f"meetings_pick_{abs(hash(tuple(labels.values())))}",
+    )  # fmt: skip
+    st.session_state["_meetings_picked"] = picked
     row = next(r for r in rows if r.occurrence.id == picked)
     meeting = meetings.get(actor, row.meeting_id)
     occurrence = next(o for o in meeting.occurrences if o.id == picked)
@@ -117,7 +119,7 @@ with list_tab:
             st.info(f"This occurrence is {occurrence.status}.")
         if meeting.status in (SCHEDULED, ACTIVE):
             with st.expander("Edit the meeting" + (" (the whole series)" if meeting.recurrence else "")):
-                changed = ui.draft_form(f"edit_{meeting.id}_{meeting.version}", servers, hosts, meeting)
+                changed = ui.draft_form(f"edit_{meeting.id}_{meeting.version}", servers, hosts, meeting.host, meeting)
                 if changed is not None:
                     live.submit(lambda: meetings.update(actor, meeting.id, meeting.version, changed), "Meeting saved; the scheduler follows the new times.")
         if meeting.recurrence and occurrence.status == SCHEDULED:

@@ -16,5 +16,5 @@ servers = svc.gateway.server_names()
 if not servers:
     st.info("No LiveKit server is configured. Set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, or add one on the Servers page.")
     st.stop()
-token_form.issue_form(svc.tokens, actor, servers)
+token_form.issue_form(svc.tokens, actor, servers, svc.meetings.titles_for_rooms)
 token_form.issued_token()

@@ -66,7 +66,9 @@ class Recurrence:
                 "A weekday series repeats every week; for another interval choose weekly and "
                 "pick the days."
             )
-        if (self.until is None) == (self.count is None):
+        if self.until is not None and self.count is not None:
+            raise RecurrenceError("Say when the series ends with an end date or a number of meetings, not both.")
+        if self.until is None and self.count is None:
             raise RecurrenceError("Say when the series ends: an end date or a number of meetings.")
         if self.until is not None and (
             isinstance(self.until, datetime) or not isinstance(self.until, date)

@@ -117,14 +117,16 @@ def _hash_meeting_password(password: str) -> str:
 
 def _transition(s: Session, o: Occurrence, to_status: str, actor: str, now: datetime, **values: object) -> bool:
     """The conditional update every status change is: it wins only if the occurrence is still
-    as read. The transition record is written in the same transaction."""
+    as read. The transition record is written in the same transaction. (The update refreshes
+    `o` in the session, so what it was is read first.)"""
+    from_status = o.status
     done = s.execute(
         update(Occurrence)
-        .where(Occurrence.id == o.id, Occurrence.status == o.status, Occurrence.version == o.version)
+        .where(Occurrence.id == o.id, Occurrence.status == from_status, Occurrence.version == o.version)
         .values(status=to_status, version=Occurrence.version + 1, **values)
     ).rowcount
     if done:
-        s.add(Transition(occurrence_id=o.id, from_status=o.status, to_status=to_status, actor=actor[:64], at=now))
+        s.add(Transition(occurrence_id=o.id, from_status=from_status, to_status=to_status, actor=actor[:64], at=now))
     return bool(done)
 
 
@@ -276,7 +278,7 @@ class MeetingService:
             here = self._clock().astimezone(zone(time_zone))
         except TimeError as exc:
             raise Invalid(str(exc)) from None
-        start = here.replace(tzinfo=None, second=0, microsecond=0)  # wall time, to the minute
+        start = here.replace(tzinfo=None, microsecond=0)  # wall time, to the second: it lasts as long as asked
         draft = MeetingDraft(
             title=title, server=server, start=start, end=start + timedelta(minutes=minutes), time_zone=time_zone, fold=here.fold,
             private=private, password=password, invitees=invitees, max_participants=max_participants,

@@ -63,9 +63,14 @@ def rows_table(rows: list[MeetingRow], zone_name: str, now: datetime) -> list[di
     ]
 
 
-def draft_form(form: str, servers: list[str], hosts: list[str], existing: MeetingView | None = None) -> MeetingDraft | None:
+FOLDS = {"Ask me": None, "The first (before the clocks go back)": 0, "The second (after the clocks go back)": 1}
+
+
+def draft_form(form: str, servers: list[str], hosts: list[str], host: str, existing: MeetingView | None = None) -> MeetingDraft | None:
     """The schedule form, or the edit form of `existing` (a single meeting or a whole series).
+    `hosts` are the users who may co-host; `host` hosts it (never offered as a co-host).
     Returns the draft when submitted."""
+    hosts = [h for h in hosts if h != host]
     zone_default = existing.time_zone if existing else default_zone()
     first = existing.current() if existing else None
     start_local = local(first.starts_at, zone_default) if first else (datetime.now(timezone.utc) + timedelta(hours=1)).astimezone(zoneinfo.ZoneInfo(zone_default)).replace(minute=0, second=0, microsecond=0)
@@ -84,6 +89,10 @@ def draft_form(form: str, servers: list[str], hosts: list[str], existing: Meetin
         start_time = c2.time_input("at", value=start_local.time(), step=timedelta(minutes=5), key=key("start_time"))
         end_day = c3.date_input("Ends on", value=end_local.date(), key=key("end_day"))
         end_time = c4.time_input("at", value=end_local.time(), step=timedelta(minutes=5), key=key("end_time"))
+        fold_label = st.selectbox(
+            "A time that happens twice (the night the clocks go back) means", list(FOLDS), key=key("fold"),
+            help="Only matters for a start or end inside the hour that repeats when clocks go back.",
+        )  # fmt: skip
         if existing is None or rule is not None:
             repeat_labels = list(REPEATS)
             current = next((label for label, freq in REPEATS.items() if rule and freq == rule.freq), repeat_labels[0])
@@ -123,13 +132,27 @@ def draft_form(form: str, servers: list[str], hosts: list[str], existing: Meetin
             st.error(str(exc))
             return None
     return MeetingDraft(
-        title=title, description=description, server=server, time_zone=zone_name,
+        title=title, description=description, server=server, time_zone=zone_name, fold=FOLDS[fold_label],
         start=datetime.combine(start_day, start_time), end=datetime.combine(end_day, end_time),
         private=private, password=("" if remove_password else (password or None)) if existing else password,
         invitees=invitees if (private or invitees.strip()) else ("" if existing else None),
         cohosts=tuple(cohosts), max_participants=int(max_participants), early_join_minutes=int(early),
         guests_before_host=before_host, keep_chat=keep_chat, recurrence=recurrence,
     )  # fmt: skip
+
+
+def start_range(picked: object, zone_name: str) -> tuple[datetime | None, datetime | None, str]:
+    """The list's date filter as instants: days are the viewer's (`zone_name`), as the table's
+    times are; a range half picked runs from its day on. The caption says what is shown."""
+    tz = zoneinfo.ZoneInfo(zone_name)
+    days = [d for d in picked if isinstance(d, date)] if isinstance(picked, (tuple, list)) else ([picked] if isinstance(picked, date) else [])
+    if not days:
+        return None, None, "No days picked: showing every day."
+    first = datetime.combine(min(days), datetime.min.time(), tz)
+    if len(days) == 1 and isinstance(picked, (tuple, list)):
+        return first, None, f"Only the first day is picked: showing from {min(days):%Y-%m-%d} on."
+    last = datetime.combine(max(days) + timedelta(days=1), datetime.min.time(), tz)
+    return first, last, ""
 
 
 def rule_text(meeting: MeetingView) -> str:

@@ -4,6 +4,7 @@ attribute lines) and the expiry's wording are plain functions here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import streamlit as st
@@ -13,7 +14,7 @@ from ..livekit.errors import GatewayError
 from ..livekit.tokens import DEFAULT_TTL, MAX_TTL, MIN_TTL, SOURCES, Attributes, Grants, IssuedToken, TokenError, TokenRequest
 from ..tokens import TokenService
 from . import live
-from .format import duration, md
+from .format import duration, md, visible
 
 SERVER, ROOM, ROOM_PICK, REVEAL = "token_server", "token_room", "token_room_pick", "token_reveal"
 FORM = "issue_token"
@@ -61,11 +62,15 @@ def _fill_room() -> None:
     st.session_state[ROOM_PICK] = None
 
 
-def issue_form(tokens: TokenService, actor: Actor, servers: list[str]) -> None:
+def issue_form(
+    tokens: TokenService, actor: Actor, servers: list[str], meeting_of: Callable[[list[tuple[str, str]]], dict[tuple[str, str], object]]
+) -> None:
     """The request form; on submit, one call of `tokens.issue`, whose result `issued_token`
-    shows. What was typed stays in the form whatever the answer."""
+    shows. What was typed stays in the form whatever the answer. `meeting_of` names the
+    meeting of each meeting room (their names are opaque), for the room picker."""
     server = st.selectbox("Server", servers, key=SERVER)
     suggested = tokens.suggested_rooms(actor, server)
+    meetings = meeting_of([(server, r) for r in suggested])
     room_col, pick_col = st.columns([3, 2])
     room = room_col.text_input(
         "Room", max_chars=256, key=ROOM, help="The room need not exist yet: the first participant to join creates it."
@@ -75,6 +80,7 @@ def issue_form(tokens: TokenService, actor: Actor, servers: list[str]) -> None:
         suggested,
         index=None,
         key=ROOM_PICK,
+        format_func=lambda r: f"{visible(m.title)} · {r}" if (m := meetings.get((server, r))) is not None else r,  # type: ignore[attr-defined]
         on_change=_fill_room,
         placeholder="live rooms of this server" if tokens.any_room(actor) else "rooms of meetings you host",
         help="As the server listed them when this page last ran.",

@@ -23,7 +23,7 @@ from lib.meetings.join import JoinRefused, JoinRequest
 from lib.meetings.recurrence import Recurrence
 from lib.meetings.service import MeetingDraft
 from lib.meetings.views import ACTIVE, CANCELLED, ENDED, NotFound
-from lib.models import AuditEvent, JoinGrant, Occurrence
+from lib.models import AuditEvent, JoinGrant, Occurrence, Transition
 from lib.services import Services
 from lib.sim.participants import ParticipantPool
 from tests.integration.test_services import settings_for
@@ -327,3 +327,30 @@ def test_attendance_gives_each_participant_minutes_within_one_collection_interva
         assert abs(seconds - (left - joined)) <= interval + 1.0, (identity, seconds, left - joined)
         assert rows[identity].last_leave is not None
     assert rows[handles["Bo"][1]].minutes < rows[handles["Ada"][1]].minutes
+
+
+def test_a_cancel_records_the_status_it_changed_from(svc: Services) -> None:
+    scheduled = svc.meetings.schedule(HANA, draft(60))
+    running = svc.meetings.start_instant(HANA, "Running", SERVER)
+    svc.meetings.cancel(HANA, scheduled.id)
+    svc.meetings.cancel(HANA, running.id)
+    with svc.sessions() as s:
+        moves = {(t.occurrence_id, t.from_status, t.to_status) for t in s.scalars(select(Transition))}
+    assert (scheduled.occurrences[0].id, "scheduled", "cancelled") in moves
+    assert (running.occurrences[0].id, "active", "cancelled") in moves
+    assert not any(a == b for _, a, b in moves)
+
+
+def test_an_instant_meeting_lasts_as_long_as_asked(svc: Services) -> None:
+    before = datetime.now(timezone.utc)
+    meeting = svc.meetings.start_instant(HANA, "Exactly", SERVER, minutes=5)
+    occurrence = meeting.occurrences[0]
+    assert occurrence.ends_at - occurrence.starts_at == timedelta(minutes=5)
+    assert occurrence.starts_at >= before.replace(microsecond=0)
+
+
+def test_a_co_host_saving_an_edit_stays_co_host(svc: Services) -> None:
+    meeting = svc.meetings.schedule(HANA, draft(60, cohosts=("hugo",)))
+    shown = svc.meetings.get(HUGO, meeting.id)
+    edited = svc.meetings.update(HUGO, meeting.id, shown.version, draft(60, description="changed by hugo", cohosts=shown.cohosts))
+    assert edited.cohosts == ("hugo",) and edited.description == "changed by hugo"

@@ -127,3 +127,31 @@ def test_hostile_titles_and_descriptions_render_as_text_and_cancel_asks_first(ho
     at.button(key=f"cancel_{meeting.id}_yes").click()
     at.run()
     assert [o.status for o in occurrences(svc)] == ["cancelled"]
+
+
+def test_a_co_host_who_saves_an_edit_on_the_page_keeps_the_meeting(host: tuple[Services, str]) -> None:
+    svc, _ = host
+    cohost = svc.users.create(Actor.system("test"), "page-cohost", "page-cohost-password", "host")
+    start = (datetime.now(timezone.utc) + timedelta(hours=2)).replace(tzinfo=None, second=0, microsecond=0)
+    meeting = svc.meetings.schedule(
+        HOST, MeetingDraft(title="Shared", server="default", start=start, end=start + timedelta(hours=1), time_zone="UTC", cohosts=("page-cohost",))
+    )
+    at = run(svc.logins.create(cohost.id)[0])
+    form = f"edit_{meeting.id}_{meeting.version}"
+    at.text_area(key=f"{form}_description").input("edited by the co-host")
+    at.button(key=f"FormSubmitter:{form}-Save changes").click()
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    shown = svc.meetings.get(Actor("page-cohost", "host"), meeting.id)
+    assert shown.description == "edited by the co-host" and shown.cohosts == ("page-cohost",)
+
+
+def test_the_tokens_room_picker_names_a_hosts_meeting_rooms_by_title(host: tuple[Services, str]) -> None:
+    svc, cookie = host
+    meeting = svc.meetings.start_instant(HOST, "Weekly planning", "default")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "tokens.py"), default_timeout=30)
+    at.session_state[TOKEN_STATE_KEY] = cookie
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [picker] = [s for s in at.selectbox if s.label == "Fill in a room"]
+    assert picker.options == [f"Weekly planning · {meeting.occurrences[0].room_name}"]

@@ -284,3 +284,10 @@ def test_description_in_words():
     assert describe(Recurrence("daily", count=5)) == "Daily, 5 times"
     assert describe(Recurrence("monthly", until=date(2027, 12, 31)),
                     first_start=date(2027, 1, 15)) == "Monthly on day 15 until 2027-12-31"
+
+
+def test_an_end_date_and_a_count_together_are_refused_as_both() -> None:
+    with pytest.raises(RecurrenceError, match="not both"):
+        Recurrence(freq="weekly", until=date(2027, 4, 30), count=3)
+    with pytest.raises(RecurrenceError, match="an end date or a number"):
+        Recurrence(freq="weekly")
