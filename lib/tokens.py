@@ -9,18 +9,21 @@ Invalid (the request breaks a rule, nothing was signed) and GatewayError (no suc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
 
 from .auth.policy import Actor, Invalid, Policy, Refused
 from .livekit.gateway import LiveKitGateway
-from .livekit.tokens import MAX_IDENTITY, IssuedToken, TokenError, TokenRequest, build_token
+from .livekit.tokens import MAX_IDENTITY, MIN_TTL, IssuedToken, TokenError, TokenRequest, build_token
 
 CAPABILITY = "issue_tokens"
 ANY_ROOM = "issue_tokens_any_room"
 HOST_ONLY_THEIR_ROOMS = "A host may issue tokens only for rooms of meetings they host."
 
-# (server, room) pairs of the meetings the actor hosts; the meetings service provides it.
-HostedRooms = Callable[[Actor], set[tuple[str, str]]]
+# (server, room) of the meetings the actor hosts, with when each ends (a host's token for the
+# room lives no longer); the meetings service provides it.
+HostedRooms = Callable[[Actor], Mapping[tuple[str, str], datetime]]
 
 
 def describe(request: TokenRequest) -> str:
@@ -54,16 +57,25 @@ class TokenService:
         the meetings they host."""
         return self._policy.permits(actor, CAPABILITY) and self._policy.permits(actor, ANY_ROOM)
 
-    def _rooms_hosted(self, actor: Actor) -> set[tuple[str, str]]:
-        return set(self._hosted_rooms(actor)) if self._hosted_rooms is not None else set()
+    def _rooms_hosted(self, actor: Actor) -> Mapping[tuple[str, str], datetime]:
+        return self._hosted_rooms(actor) if self._hosted_rooms is not None else {}
 
     def issue(self, actor: Actor, server: str, request: TokenRequest) -> IssuedToken:
         """Sign a token for `request` with `server`'s key. Admins and operators may issue one for
         any room (it need not exist yet: joining creates it); a host only for the rooms of
         meetings they host."""
-        with self._policy.act(actor, CAPABILITY, "token.issue", f"{server}/{request.room}", describe(request)):
-            if not self.any_room(actor) and (server, request.room) not in self._rooms_hosted(actor):
-                raise Refused(actor, ANY_ROOM, HOST_ONLY_THEIR_ROOMS)
+        with self._policy.act(actor, CAPABILITY, "token.issue", f"{server}/{request.room}", describe(request)) as outcome:
+            if not self.any_room(actor):
+                ends = self._rooms_hosted(actor).get((server, request.room))
+                if ends is None:
+                    raise Refused(actor, ANY_ROOM, HOST_ONLY_THEIR_ROOMS)
+                # A token outliving its meeting lets its holder re-create the deleted room.
+                left = ends - datetime.now(timezone.utc)
+                if left < MIN_TTL:
+                    raise Invalid("This meeting ends in less than a minute: there is no time left to issue a token for.")
+                if left < request.ttl:
+                    request = replace(request, ttl=left)
+                    outcome.detail = describe(request) + " (cut to the meeting's end)"
             config = self._gateway.server_config(server)
             try:
                 return build_token(config.api_key, config.api_secret, request)

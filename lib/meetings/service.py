@@ -625,20 +625,21 @@ class MeetingService:
                 for o, m, host in s.execute(stmt).all()
             ]
 
-    def hosted_rooms(self, actor: Actor) -> set[tuple[str, str]]:
+    def hosted_rooms(self, actor: Actor) -> dict[tuple[str, str], datetime]:
         """(server, room) of every occurrence not yet over of the meetings the actor hosts or
-        co-hosts: the rooms a host may issue tokens for on the Tokens page."""
+        co-hosts, with when it ends: the rooms a host may issue tokens for on the Tokens page,
+        and how long such a token may live."""
         with self._sessions() as s:
             user = user_of(s, actor)
             if user is None:
-                return set()
+                return {}
             own = select(CoHost.meeting_id).where(CoHost.user_id == user.id)
             rows = s.execute(
-                select(Meeting.server, Occurrence.room_name)
+                select(Meeting.server, Occurrence.room_name, Occurrence.ends_at)
                 .join(Occurrence, Occurrence.meeting_id == Meeting.id)
                 .where((Meeting.host_id == user.id) | Meeting.id.in_(own), Occurrence.status.in_(OPEN))
             ).all()
-            return {(server, room) for server, room in rows}
+            return {(server, room): utc(ends) for server, room, ends in rows}
 
     def calendar(self, actor: Actor, meeting_id: int) -> bytes:
         """The meeting as an .ics file: one event, or the series as an RRULE with its cancelled

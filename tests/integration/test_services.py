@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -191,8 +191,9 @@ def test_operators_and_admins_issue_tokens_for_any_room_and_the_audit_row_never_
 
 
 def test_a_host_issues_tokens_only_for_rooms_of_meetings_they_host_and_each_refusal_is_audited(svc: Services) -> None:
-    hosted = {"hana": {(SERVER, "hana-meeting"), ("elsewhere", "hana-far")}}
-    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: hosted.get(actor.name, set()))
+    ends = datetime.now(timezone.utc) + timedelta(hours=2)
+    hosted = {"hana": {(SERVER, "hana-meeting"): ends, ("elsewhere", "hana-far"): ends}}
+    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: hosted.get(actor.name, {}))
     hana, hugo = Actor("hana", "host", "10.5.5.5"), Actor("hugo", "host", "10.6.6.6")
 
     assert tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest")).room == "hana-meeting"
@@ -201,7 +202,7 @@ def test_a_host_issues_tokens_only_for_rooms_of_meetings_they_host_and_each_refu
         with pytest.raises(Refused, match=r"^A host may issue tokens only for rooms of meetings they host\.$"):
             tokens.issue(actor, server, TokenRequest(room, "guest"))
     with pytest.raises(Refused, match="only for rooms of meetings they host"):
-        svc.tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest"))  # no meetings service yet: no room
+        svc.tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest"))  # hana hosts no meeting in the database
 
     rows = svc.audit.query(action="token.issue")
     assert [(r.actor, r.target, r.result) for r in reversed(rows)] == [
@@ -236,7 +237,8 @@ def test_the_rooms_offered_to_a_token_form_are_the_live_ones_for_operators_and_o
 ) -> None:
     live_room = unique_name()
     participants.join(live_room, "someone")
-    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: {(SERVER, "b-meeting"), (SERVER, "a-meeting"), ("other", "x")})
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: {(SERVER, "b-meeting"): later, (SERVER, "a-meeting"): later, ("other", "x"): later})
     operator = Actor("olga", "operator")
 
     offered = lk_api.poll(lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), until=lambda _r: live_room in tokens.suggested_rooms(operator, SERVER))
@@ -306,3 +308,14 @@ def test_a_connection_test_that_does_not_connect_is_audited_as_failed(svc: Servi
     assert not result.ok
     [row] = svc.audit.query(action="server.test")
     assert row.result == "failed" and "unreachable" in row.detail
+
+
+def test_a_hosts_token_lives_no_longer_than_the_meeting(svc: Services) -> None:
+    ends = datetime.now(timezone.utc) + timedelta(minutes=20)
+    tokens = TokenService(svc.gateway, svc.policy, hosted_rooms=lambda actor: {(SERVER, "hana-meeting"): ends})
+    hana, operator = Actor("hana", "host"), Actor("olga", "operator")
+    issued = tokens.issue(hana, SERVER, TokenRequest("hana-meeting", "guest", ttl=timedelta(hours=6)))
+    assert issued.expires_at <= ends + timedelta(seconds=1)
+    assert tokens.issue(operator, SERVER, TokenRequest("hana-meeting", "guest", ttl=timedelta(hours=6))).expires_at > ends + timedelta(hours=5)
+    [row] = [r for r in svc.audit.query(action="token.issue") if r.actor == "hana"]
+    assert "cut to the meeting's end" in row.detail
