@@ -73,7 +73,16 @@ present = {(r.room.server, r.room.name): r for snapshot in live.fresh(views) for
 # picker silently moving to another room, where the next control would act. (One only hidden by
 # the search gives way to the rooms that match.)
 earlier = st.session_state.get("room_pick")
-gone = earlier is not None and earlier not in present and earlier not in choices
+
+
+def still_wanted(key: tuple[str, str]) -> bool:
+    """A gone room stays picked only while it would match the filters (by name: its metadata
+    went with it); a search for something else gives way, as for a room that is there."""
+    needle = search.strip().lower()
+    return (not servers or key[0] in servers) and (not needle or needle in key[1].lower())
+
+
+gone = earlier is not None and earlier not in present and earlier not in choices and still_wanted(earlier)
 offered = list(choices) + ([earlier] if gone else [])
 st.subheader("Room detail")
 st.session_state[NOTHING_PICKED] = not offered

@@ -275,6 +275,18 @@ def test_a_picked_room_that_ends_stays_picked_and_offers_no_controls(
     assert not [b for b in at.button if b.key and b.key.startswith("end_")], "no control for any other room"
 
 
+def test_a_gone_pick_gives_way_to_a_search_for_something_else(dashboard: Services, lk_api, unique_name) -> None:
+    gone = unique_name()
+    lk_api.create_room(gone)
+    at = pick_room(run_page("rooms"), gone)
+    lk_api.call(lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=gone)))
+    at = rerun_until(at, lambda a: any("This room is gone" in w.value for w in a.warning))
+
+    at.text_input(key="room_search").input(f"nothing-called-this-{unique_name()}").run()
+    assert "No room to show." in [c.value for c in at.caption], "the search asked for other rooms"
+    assert not any("This room is gone" in w.value for w in at.warning)
+
+
 def test_creating_a_room_that_exists_says_so_and_changes_nothing(dashboard: Services, lk_api, unique_name) -> None:
     room = unique_name()
     lk_api.create_room(room, metadata="original")
