@@ -17,6 +17,7 @@ import math
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -182,6 +183,27 @@ def participant_token(
     return build_token(api_key, api_secret, request).jwt
 
 
+async def _connect(room: rtc.Room, url: str, token: str, options: rtc.RoomOptions, timeout: float) -> None:
+    """`room.connect()`, never cancelled half-way. Cancelled between the server's answer and
+    the SDK telling its native side it is ready for room events, the native side panics about
+    15 s later and ends the whole process with SIGTERM (a test run, the simulator). Giving up
+    (a timeout, or the caller cancelled) leaves the connect to finish, then disconnects it."""
+    connecting = asyncio.ensure_future(room.connect(url, token, options))
+    try:
+        await asyncio.wait_for(asyncio.shield(connecting), timeout)
+    except BaseException:
+        connecting.add_done_callback(_leave_when_connected(room))
+        raise
+
+
+def _leave_when_connected(room: rtc.Room) -> Callable[[asyncio.Future[None]], None]:
+    def leave(done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            asyncio.ensure_future(room.disconnect())
+
+    return leave
+
+
 class SimParticipant:
     """A real rtc participant in one room. Create with `await SimParticipant.join(...)`."""
 
@@ -245,7 +267,7 @@ class SimParticipant:
         options = rtc.RoomOptions(
             auto_subscribe=subscribe == "all", connect_timeout=connect_timeout
         )
-        await asyncio.wait_for(rtc_room.connect(ws_url(url), token, options), connect_timeout + 5)
+        await _connect(rtc_room, ws_url(url), token, options, connect_timeout + 5)
         try:
             if subscribe == "audio":
                 for remote in rtc_room.remote_participants.values():
