@@ -44,7 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _terminated(signum: int, frame: object) -> None:
     """A SIGTERM ends the run as Ctrl-C does, so fixtures stop the servers they started (killed
     outright, a run leaves livekit-servers and dashboards behind); the summary then says what
-    was running (a run killed from outside is otherwise a bare "Terminated")."""
+    was running. (The rtc SDK's native side sends its own process SIGTERM when it panics, after
+    printing "FFI Panic" to the captured stderr: otherwise a bare "Terminated".)"""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it at once
     try:
         listing = subprocess.run(["ps", "-eww", "-o", "pid,ppid,etime,args"], capture_output=True, text=True, timeout=5).stdout
