@@ -217,7 +217,7 @@ def confirm(label: str, key: str, prompt: str) -> bool:
     if yes.button(f"Yes, {label.lower()}", key=f"{key}_yes", type="primary"):
         st.session_state.pop(state_key, None)
         return True
-    if no.button("Cancel", key=f"{key}_no"):
+    if no.button("No, go back", key=f"{key}_no"):  # not "Cancel": it sits beside "Yes, cancel meeting"
         st.session_state.pop(state_key, None)
         st.rerun()
     return False

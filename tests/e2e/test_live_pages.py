@@ -178,7 +178,7 @@ def test_operator_creates_and_ends_a_room_from_the_browser(page: Page, lk_api, u
     page.get_by_role("button", name="End room", exact=True).click()
     wait_idle(page)
     expect(page.get_by_text(f"End room '{name}' on default and disconnect its 0 participant(s)?")).to_be_visible()
-    expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="No, go back", exact=True)).to_be_visible()
     page.get_by_role("button", name="Yes, end room", exact=True).click()
     wait_idle(page)
     expect(page.get_by_test_id("stAlertContentSuccess").get_by_text(f"End room '{name}': done.")).to_be_visible()
