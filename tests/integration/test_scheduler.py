@@ -153,8 +153,10 @@ def test_two_schedulers_start_and_end_every_meeting_exactly_once(livekit_server:
     assert all(b.stopped for b in beats)
     logs = _logs(tmp_path)
     assert "Traceback" not in logs
-    # Both did some of the work: each process logs only the transitions it won.
-    assert all(" started on default/" in (tmp_path / f"scheduler{n}.log").read_text() for n in (1, 2)), logs
+    # Both raced: each process logs only the transitions it won, and each won some (starts or
+    # ends: on a loaded machine one of them may win every start of a run).
+    won = [(tmp_path / f"scheduler{n}.log").read_text() for n in (1, 2)]
+    assert all(" started on default/" in text or " ended on default/" in text for text in won), logs
 
 
 def wait_for_beats(sessions, count: int, ticks: int, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
