@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..models import LoginAttempt, LoginSession, User
+from ..models import LoginAttempt, LoginSession, User, as_utc
 from . import passwords
 from .audit import AuditLog
 from .policy import Actor, Invalid, Policy
@@ -58,13 +58,10 @@ class SignInResult:
     message: str = ""  # what to tell the person when `user` is None
 
 
-def _utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def _info(u: User) -> UserInfo:
-    return UserInfo(u.id, u.username, u.role, u.disabled, _utc(u.created_at), _utc(u.last_login_at) if u.last_login_at else None)
+    return UserInfo(u.id, u.username, u.role, u.disabled, as_utc(u.created_at), as_utc(u.last_login_at) if u.last_login_at else None)
 
 
 def _named(username: str):  # type: ignore[no-untyped-def]
@@ -290,7 +287,7 @@ class _Lockouts:
             ):
                 reached = session.scalar(stmt.order_by(LoginAttempt.at.desc()).offset(threshold - 1).limit(1))
                 if reached is not None:
-                    return Lockout(name, address, _utc(reached) + LOCKOUT_WINDOW)
+                    return Lockout(name, address, as_utc(reached) + LOCKOUT_WINDOW)
         return None
 
     def first_refusal(self, lock: Lockout) -> bool:

@@ -29,11 +29,11 @@ from ..auth.audit import AuditLog
 from ..auth.policy import ActionError
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.tokens import Grants, IssuedToken, TokenRequest, build_token
-from ..models import Invitee, JoinAttempt, JoinGrant, Meeting, Occurrence, utcnow
+from ..models import Invitee, JoinAttempt, JoinGrant, Meeting, Occurrence, as_utc, utcnow
 from . import invites
 from .emails import EmailError, email_key, normalize_email
 from .lifecycle import Lifecycle, LifecycleError
-from .views import ACTIVE, CANCELLED, ENDED, SCHEDULED, utc
+from .views import ACTIVE, CANCELLED, ENDED, SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class JoinService:
             o = self._occurrence(s, m, self._clock())
             if o is None:
                 return JoinInfo(m.title, m.private, m.password_hash is not None, ENDED, None, None, None)
-            opens = utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
-            return JoinInfo(m.title, m.private, m.password_hash is not None, o.status, utc(o.starts_at), opens, utc(o.ends_at))
+            opens = as_utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
+            return JoinInfo(m.title, m.private, m.password_hash is not None, o.status, as_utc(o.starts_at), opens, as_utc(o.ends_at))
 
     @staticmethod
     def _meeting(s: Session, link: str) -> Meeting | None:
@@ -130,7 +130,7 @@ class JoinService:
         active = [o for o in rows if o.status == ACTIVE]
         if active:
             return active[0]
-        ahead = [o for o in rows if o.status == SCHEDULED and utc(o.ends_at) > now]
+        ahead = [o for o in rows if o.status == SCHEDULED and as_utc(o.ends_at) > now]
         if ahead:
             return ahead[0]
         return rows[-1] if rows else None
@@ -162,7 +162,7 @@ class JoinService:
             except JoinRefused as exc:
                 self._failed(m.id, address, now, str(exc), target)
                 raise
-            occurrence_id, status, ends_at = o.id, o.status, utc(o.ends_at)
+            occurrence_id, status, ends_at = o.id, o.status, as_utc(o.ends_at)
             server, room, title, keep_chat = m.server, o.room_name, m.title, m.keep_chat
         if status == SCHEDULED:
             try:
@@ -183,13 +183,13 @@ class JoinService:
         return JoinTicket(token, config.ws_url, room, identity, title, occurrence_id, ends_at, keep_chat)
 
     def _check_open(self, m: Meeting, o: Occurrence | None, now: datetime) -> None:
-        if o is None or o.status == ENDED or (o.status == SCHEDULED and utc(o.ends_at) <= now):
+        if o is None or o.status == ENDED or (o.status == SCHEDULED and as_utc(o.ends_at) <= now):
             raise JoinRefused("This meeting has ended.")
         if o.status == CANCELLED:
             raise JoinRefused("This meeting was cancelled.")
-        if utc(o.ends_at) - now < MIN_TOKEN:
+        if as_utc(o.ends_at) - now < MIN_TOKEN:
             raise JoinRefused("This meeting is ending.")
-        opens = utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
+        opens = as_utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
         if o.status == SCHEDULED and now < opens:
             raise JoinRefused(f"This meeting has not started yet: it opens at {opens:%Y-%m-%d %H:%M} UTC.")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Meeting, Occurrence
+from ..models import Meeting, Occurrence, as_utc
 from .lifecycle import ACTIVE
 
 # Names per IN clause: far below SQLite's and PostgreSQL's limits on bound parameters, and a
@@ -51,9 +51,6 @@ class MeetingChoice:
     series: bool
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes and stores aware ones without their offset: all are UTC.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def chunks(names: list[str], size: int = CHUNK) -> Iterable[list[str]]:
@@ -95,7 +92,7 @@ def meetings_in_range(s: Session, since: datetime, until: datetime, limit: int =
     it really started and ended (early, or late when the scheduler was down), latest first; at
     most `limit`. Every status counts: a cancelled occurrence's room may still have been opened
     by a guest's token."""
-    since, until = _utc(since), _utc(until)
+    since, until = as_utc(since), as_utc(until)
     overlapping = (
         select(Occurrence.meeting_id)
         .where(or_(Occurrence.starts_at < until, Occurrence.started_at < until))
@@ -113,4 +110,4 @@ def meetings_in_range(s: Session, since: datetime, until: datetime, limit: int =
         .order_by(first.c.first_start.desc(), Meeting.id.desc())
         .limit(limit)
     ).all()
-    return [MeetingChoice(mid, title, _utc(start), server, recurrence is not None) for mid, title, start, server, recurrence in rows]
+    return [MeetingChoice(mid, title, as_utc(start), server, recurrence is not None) for mid, title, start, server, recurrence in rows]

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +30,7 @@ from ..auth.audit import AuditLog
 from ..auth.policy import ActionError
 from ..livekit.errors import Category, GatewayError
 from ..livekit.gateway import LiveKitGateway
-from ..models import Meeting, Occurrence, SchedulerBeat, Transition, utcnow
+from ..models import Meeting, Occurrence, SchedulerBeat, Transition, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,6 @@ class SchedulerState:
     last_error: str
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time stored here is UTC.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -125,10 +122,10 @@ class _Due:
         return cls(
             **{
                 **due.__dict__,
-                "starts_at": _utc(due.starts_at),
-                "ends_at": _utc(due.ends_at),
-                "started_at": due.started_at and _utc(due.started_at),
-                "waiting_since": due.waiting_since and _utc(due.waiting_since),
+                "starts_at": as_utc(due.starts_at),
+                "ends_at": as_utc(due.ends_at),
+                "started_at": due.started_at and as_utc(due.started_at),
+                "waiting_since": due.waiting_since and as_utc(due.waiting_since),
             }
         )
 
@@ -161,17 +158,17 @@ def _occurrences() -> Select:
 # the planner has one index to choose.
 def due_to_start(now: datetime) -> Select:
     """Scheduled occurrences starting within EARLY_JOIN_LIMIT (ix_occurrences_status_starts_at)."""
-    return _occurrences().where(Occurrence.status == SCHEDULED, Occurrence.starts_at <= _utc(now) + EARLY_JOIN_LIMIT).order_by(Occurrence.starts_at)
+    return _occurrences().where(Occurrence.status == SCHEDULED, Occurrence.starts_at <= as_utc(now) + EARLY_JOIN_LIMIT).order_by(Occurrence.starts_at)
 
 
 def due_to_end(now: datetime) -> Select:
     """Scheduled or active occurrences whose end passed (ix_occurrences_status_ends_at)."""
-    return _occurrences().where(Occurrence.status.in_((SCHEDULED, ACTIVE)), Occurrence.ends_at <= _utc(now)).order_by(Occurrence.ends_at)
+    return _occurrences().where(Occurrence.status.in_((SCHEDULED, ACTIVE)), Occurrence.ends_at <= as_utc(now)).order_by(Occurrence.ends_at)
 
 
 def recently_over(now: datetime) -> Select:
     """Ended or cancelled occurrences whose rooms may come back (ix_occurrences_status_ends_at)."""
-    return _occurrences().where(Occurrence.status.in_((ENDED, CANCELLED)), Occurrence.ends_at >= _utc(now) - RECONCILE_WINDOW)
+    return _occurrences().where(Occurrence.status.in_((ENDED, CANCELLED)), Occurrence.ends_at >= as_utc(now) - RECONCILE_WINDOW)
 
 
 class OutageLog:
@@ -251,17 +248,19 @@ class Lifecycle:
             return False
         return self._activate(due, actor)
 
-    def finish(self, occurrence_id: int, to_status: str = ENDED, actor: str = ACTOR) -> bool:
+    def finish(self, occurrence_id: int, to_status: str = ENDED, actor: str = ACTOR, *, mark_anyway: bool = False) -> bool:
         """Delete the occurrence's room (which disconnects everyone in it), then mark it
         `to_status` ("ended" or "cancelled"). True only when this call made the transition.
         LifecycleError when the server did not answer: the status is left unchanged, so it is
-        never marked over while its room may still be there."""
+        never marked over while its room may still be there; with `mark_anyway` (a host's
+        cancel: nobody may join any more) it is marked all the same, and the reconciliation
+        deletes the room once the server answers."""
         if to_status not in (ENDED, CANCELLED):
             raise ValueError(f"an occurrence finishes as ended or cancelled, not {to_status!r}")
         due = self._load(occurrence_id)
         if due is None or due.status not in (SCHEDULED, ACTIVE):
             return False
-        return self._finish(due, to_status, actor)
+        return self._finish(due, to_status, actor, mark_anyway)
 
     def _load(self, occurrence_id: int) -> _Due | None:
         with self._sessions() as session:
@@ -289,7 +288,7 @@ class Lifecycle:
         self._audit.record(actor, "meeting.start", due.target, "ok", self._detail(due, ACTIVE))
         return True
 
-    def _finish(self, due: _Due, to_status: str, actor: str) -> bool:
+    def _finish(self, due: _Due, to_status: str, actor: str, mark_anyway: bool = False) -> bool:
         now = self.clock()
         # A room of ours exists only once the join window opened (a token is issued only then,
         # and the scheduler creates the room only then): before, there is nothing to delete,
@@ -300,8 +299,13 @@ class Lifecycle:
                 self._gateway.delete_room(due.server, due.room_name)
             except GatewayError as exc:
                 if exc.category is not Category.NOT_FOUND or due.server not in self._gateway.server_names():
-                    raise self._failed(due, exc, now, f"the room is not deleted yet, so {due.describe()} is not marked {to_status}; retried") from None
-            self.outages.ok(_server_key(due.server))
+                    if not mark_anyway:
+                        raise self._failed(due, exc, now, f"the room is not deleted yet, so {due.describe()} is not marked {to_status}; retried") from None
+                    log.warning("%s: its room on %s is deleted when the server answers (%s)", due.describe(), due.target, exc.category.value)
+                else:
+                    self.outages.ok(_server_key(due.server))
+            else:
+                self.outages.ok(_server_key(due.server))
         if not self._transition(due, to_status, actor, now, ended_at=now, waiting_since=None, last_error=""):
             return False
         log.info("%s %s on %s", due.describe(), to_status, due.target)
@@ -476,12 +480,12 @@ def scheduler_state(sessions: sessionmaker[Session], now: datetime, interval: fl
     stop is younger than three intervals; otherwise the newest heartbeat, if any."""
     with sessions() as session:
         beats = session.scalars(select(SchedulerBeat).order_by(SchedulerBeat.last_tick_at.desc()).limit(50)).all()
-    fresh_after = _utc(now) - timedelta(seconds=FRESH_INTERVALS * interval)
-    running = [b for b in beats if not b.stopped and _utc(b.last_tick_at) >= fresh_after]
+    fresh_after = as_utc(now) - timedelta(seconds=FRESH_INTERVALS * interval)
+    running = [b for b in beats if not b.stopped and as_utc(b.last_tick_at) >= fresh_after]
     newest = running[0] if running else (beats[0] if beats else None)
     if newest is None:
         return SchedulerState(False, None, "", "")
-    return SchedulerState(bool(running), _utc(newest.last_tick_at), newest.name, newest.last_error)
+    return SchedulerState(bool(running), as_utc(newest.last_tick_at), newest.name, newest.last_error)
 
 
 NO_SCHEDULER = (

@@ -26,7 +26,7 @@ from ..auth import passwords
 from ..auth.policy import Actor, ActionError, Forbidden, Invalid, Policy
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.tokens import Grants, IssuedToken, TokenRequest, build_token
-from ..models import CoHost, Invitee, JoinGrant, Meeting, Occurrence, Transition, User, utcnow
+from ..models import CoHost, Invitee, JoinGrant, Meeting, Occurrence, User, as_utc, utcnow
 from . import ics, invites, labels
 from ..history.sessions import room_participant_spans
 from ..history.store import HistoryStore
@@ -37,7 +37,7 @@ from .recurrence import Recurrence, RecurrenceError, occurrences as expand, to_j
 from .times import TimeError, check_span, to_local, to_utc, zone
 from .views import (
     ACTIVE, CANCELLED, ENDED, OPEN, SCHEDULED, Conflict, MeetingRow, MeetingView, NotFound, NotYours, managed_meeting,
-    manages, meeting_view, occurrence_view, user_of, utc,
+    manages, meeting_view, occurrence_view, user_of,
 )  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -113,21 +113,6 @@ def _hash_meeting_password(password: str) -> str:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise Invalid(f"A meeting password can be at most {MAX_PASSWORD_BYTES} bytes.")
     return passwords.hash_secret(password)
-
-
-def _transition(s: Session, o: Occurrence, to_status: str, actor: str, now: datetime, **values: object) -> bool:
-    """The conditional update every status change is: it wins only if the occurrence is still
-    as read. The transition record is written in the same transaction. (The update refreshes
-    `o` in the session, so what it was is read first.)"""
-    from_status = o.status
-    done = s.execute(
-        update(Occurrence)
-        .where(Occurrence.id == o.id, Occurrence.status == from_status, Occurrence.version == o.version)
-        .values(status=to_status, version=Occurrence.version + 1, **values)
-    ).rowcount
-    if done:
-        s.add(Transition(occurrence_id=o.id, from_status=from_status, to_status=to_status, actor=actor[:64], at=now))
-    return bool(done)
 
 
 class MeetingService:
@@ -342,7 +327,7 @@ class MeetingService:
     @staticmethod
     def _retime_single(s: Session, o: Occurrence, times: tuple[datetime, datetime], now: datetime) -> None:
         start, end = times
-        if o.status == ACTIVE and start != utc(o.starts_at):
+        if o.status == ACTIVE and start != as_utc(o.starts_at):
             raise Invalid("This meeting is under way: its start cannot change, only its end.")
         if o.status == ACTIVE and end <= now:
             raise Invalid("The new end has already passed: to end the meeting now, use End for everyone.")
@@ -359,7 +344,7 @@ class MeetingService:
     @staticmethod
     def _retime_series(s: Session, m: Meeting, occurrences: list[Occurrence], times: tuple[tuple[datetime, datetime], ...], now: datetime) -> None:
         kept = [o for o in occurrences if o.status != SCHEDULED or o.moved]
-        taken = {utc(o.original_start) for o in kept}
+        taken = {as_utc(o.original_start) for o in kept}
         for o in occurrences:
             if o.status == SCHEDULED and not o.moved:
                 gone = s.execute(delete(Occurrence).where(Occurrence.id == o.id, Occurrence.version == o.version, Occurrence.status == SCHEDULED)).rowcount
@@ -421,11 +406,12 @@ class MeetingService:
                 ids = s.scalars(select(Occurrence.id).where(Occurrence.meeting_id == m.id, Occurrence.status.in_(OPEN))).all()
                 if not ids:
                     raise Invalid("This meeting is already over or cancelled.")
-            pending = [note for oid in ids if (note := self._cancel_one(actor, oid))]
+            for oid in ids:
+                self._cancel_one(actor, oid)
             with self._sessions.begin() as s:
                 m = s.get(Meeting, meeting_id)
                 m.sequence, m.version, m.updated_at = m.sequence + 1, m.version + 1, self._clock()
-            outcome.detail = f"{len(ids)} occurrence(s)" + (f"; {pending[0]}" if pending else "")
+            outcome.detail = f"{len(ids)} occurrence(s)"
         return self.get(actor, meeting_id)
 
     def cancel_occurrence(self, actor: Actor, occurrence_id: int) -> MeetingView:
@@ -435,32 +421,24 @@ class MeetingService:
                 if o.status not in OPEN:
                     raise Invalid(f"This occurrence is already {o.status}.")
                 meeting_id = m.id
-            outcome.detail = self._cancel_one(actor, occurrence_id) or f"meeting {meeting_id}"
+            self._cancel_one(actor, occurrence_id)
+            outcome.detail = f"meeting {meeting_id}"
             with self._sessions.begin() as s:
                 m = s.get(Meeting, meeting_id)
                 m.sequence, m.version, m.updated_at = m.sequence + 1, m.version + 1, self._clock()
         return self.get(actor, meeting_id)
 
-    def _cancel_one(self, actor: Actor, occurrence_id: int) -> str:
-        """Cancel one occurrence, retrying when the scheduler changes it meanwhile; returns a
-        note when its room could not be deleted now."""
+    def _cancel_one(self, actor: Actor, occurrence_id: int) -> None:
+        """Cancel one occurrence through the lifecycle (the one path for a meeting's room and
+        status), trying again when the scheduler changes it meanwhile. A room whose server does
+        not answer now is deleted by the scheduler when it does (the lifecycle logs it)."""
         for _ in range(EDIT_ATTEMPTS):
-            with self._sessions.begin() as s:
+            with self._sessions() as s:
                 o = s.get(Occurrence, occurrence_id)
                 if o is None or o.status not in OPEN:
-                    return ""
-                if o.status == SCHEDULED:
-                    if _transition(s, o, CANCELLED, actor.name, self._clock(), ended_at=self._clock()):
-                        return ""
-                    continue
-            try:
-                if self._lifecycle.finish(occurrence_id, CANCELLED, actor.name):
-                    return ""
-            except LifecycleError as exc:
-                with self._sessions.begin() as s:
-                    o = s.get(Occurrence, occurrence_id)
-                    if o is not None and o.status == ACTIVE and _transition(s, o, CANCELLED, actor.name, self._clock(), ended_at=self._clock()):
-                        return f"the room will be deleted when the server answers ({exc})"
+                    return
+            if self._lifecycle.finish(occurrence_id, CANCELLED, actor.name, mark_anyway=True):
+                return
         raise Conflict("The scheduler kept changing this meeting while it was cancelled: try again.")
 
     def end_now(self, actor: Actor, occurrence_id: int) -> MeetingView:
@@ -543,7 +521,7 @@ class MeetingService:
                         raise Invalid("An invite to a private meeting is for one address on its list: pick one.")
                 else:
                     email = None
-                ends = [utc(o.ends_at) for o in s.scalars(select(Occurrence).where(Occurrence.meeting_id == m.id, Occurrence.status.in_(OPEN)))]
+                ends = [as_utc(o.ends_at) for o in s.scalars(select(Occurrence).where(Occurrence.meeting_id == m.id, Occurrence.status.in_(OPEN)))]
                 if not ends:
                     raise Invalid("This meeting is over or cancelled: there is nothing to invite to.")
                 signed = invites.sign(self._invite_key, invites.Invite(m.id, m.link_version, email, max(ends)))
@@ -559,12 +537,12 @@ class MeetingService:
             with self._sessions.begin() as s:
                 o, m = self._managed_occurrence(s, actor, occurrence_id)
                 user = self._host(s, actor)
-                early = utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
-                if o.status == SCHEDULED and not early <= now < utc(o.ends_at):
+                early = as_utc(o.starts_at) - timedelta(minutes=m.early_join_minutes)
+                if o.status == SCHEDULED and not early <= now < as_utc(o.ends_at):
                     raise Invalid(f"This meeting opens at {early:%Y-%m-%d %H:%M} UTC.")
                 if o.status in (ENDED, CANCELLED):
                     raise Invalid(f"This meeting is {o.status}.")
-                server, room, ends_at, status = m.server, o.room_name, utc(o.ends_at), o.status
+                server, room, ends_at, status = m.server, o.room_name, as_utc(o.ends_at), o.status
             if status == SCHEDULED:
                 try:
                     self._lifecycle.activate(occurrence_id, actor.name)
@@ -639,7 +617,7 @@ class MeetingService:
                 .join(Occurrence, Occurrence.meeting_id == Meeting.id)
                 .where((Meeting.host_id == user.id) | Meeting.id.in_(own), Occurrence.status.in_(OPEN))
             ).all()
-            return {(server, room): utc(ends) for server, room, ends in rows}
+            return {(server, room): as_utc(ends) for server, room, ends in rows}
 
     def calendar(self, actor: Actor, meeting_id: int) -> bytes:
         """The meeting as an .ics file: one event, or the series as an RRULE with its cancelled

@@ -5,13 +5,13 @@ and the reads every meetings service shares (a meeting with its occurrences, who
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..auth.policy import Actor, Forbidden, Invalid
-from ..models import CoHost, Invitee, Meeting, Occurrence, User
+from ..models import CoHost, Invitee, Meeting, Occurrence, User, as_utc
 from .lifecycle import ACTIVE, CANCELLED, ENDED, SCHEDULED, STATUSES
 from .recurrence import Recurrence, from_json
 
@@ -30,13 +30,10 @@ class Conflict(Invalid):
     """Someone changed it since it was read; reload and try again."""
 
 
-def utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def _maybe(ts: datetime | None) -> datetime | None:
-    return utc(ts) if ts else None
+    return as_utc(ts) if ts else None
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ class MeetingRow:
 
 def occurrence_view(o: Occurrence) -> OccurrenceView:
     return OccurrenceView(
-        o.id, o.meeting_id, utc(o.starts_at), utc(o.ends_at), utc(o.original_start), o.moved, o.status, o.room_name,
+        o.id, o.meeting_id, as_utc(o.starts_at), as_utc(o.ends_at), as_utc(o.original_start), o.moved, o.status, o.room_name,
         o.version, _maybe(o.started_at), _maybe(o.ended_at), _maybe(o.waiting_since), o.last_error,
     )  # fmt: skip
 
@@ -139,9 +136,9 @@ def meeting_view(s: Session, m: Meeting, public_url: str) -> MeetingView:
         cohosts=tuple(cohosts), server=m.server, time_zone=m.time_zone, instant=m.instant, private=m.private,
         has_password=m.password_hash is not None, max_participants=m.max_participants,
         early_join_minutes=m.early_join_minutes, guests_before_host=m.guests_before_host, keep_chat=m.keep_chat,
-        recurrence=from_json(m.recurrence) if m.recurrence else None, first_start=utc(m.first_start), invitees=tuple(invitees),
+        recurrence=from_json(m.recurrence) if m.recurrence else None, first_start=as_utc(m.first_start), invitees=tuple(invitees),
         occurrences=tuple(occurrence_view(o) for o in occurrences), join_url=join_url(public_url, m.link_slug),
-        uid=m.uid, sequence=m.sequence, version=m.version, created_at=utc(m.created_at), updated_at=utc(m.updated_at),
+        uid=m.uid, sequence=m.sequence, version=m.version, created_at=as_utc(m.created_at), updated_at=as_utc(m.updated_at),
     )  # fmt: skip
 
 
