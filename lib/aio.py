@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -72,3 +72,22 @@ class LoopThread:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+
+
+async def run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Await `awaitable` to its end even when the caller is cancelled meanwhile, then pass the
+    cancel on. For calls that must never stop half-way: the rtc SDK's `connect()` cancelled
+    between the server's answer and its "ready" message leaves the native side waiting, and 15 s
+    later it panics and sends its own process SIGTERM."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True  # ours, not the call's: wait on
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()

@@ -38,7 +38,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the real livekit-server (scripts/install-livekit-server.sh)"
     )
+    _CONFIG.append(config)
     signal.signal(signal.SIGTERM, _terminated)
+
+
+def _panic_lines() -> list[str]:
+    """What the rtc SDK printed about a native panic in the output captured so far."""
+    capture = _CONFIG[0].pluginmanager.getplugin("capturemanager") if _CONFIG else None
+    try:
+        err = capture.read_global_capture().err if capture is not None else ""
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the stop itself
+        return [f"(captured output not read: {exc})"]
+    return [line[:300] for line in err.splitlines() if "Panic" in line or "panicked" in line]
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -51,13 +62,23 @@ def _terminated(signum: int, frame: object) -> None:
         listing = subprocess.run(["ps", "-eww", "-o", "pid,ppid,etime,args"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         listing = f"(no process list: {exc})"
-    _TERMINATED.append(f"pytest (pid {os.getpid()}) received SIGTERM and stopped its tests and their servers. Processes then:")
     processes = [line for line in listing.splitlines() if not line.split(None, 3)[-1].startswith("[")]  # not kernel threads
+    _TERMINATED.append("Processes when pytest received SIGTERM:")
     _TERMINATED.extend(line[:200] for line in processes[:80])
+    # Last, so that the tail of the output (what CI shows) says it.
+    _TERMINATED.append(f"pytest (pid {os.getpid()}) received SIGTERM during {_RUNNING[-1] if _RUNNING else 'no test'}")
+    _TERMINATED.extend(_panic_lines() or ["(no native panic in the captured output)"])
+    _TERMINATED.append("and stopped its tests and their servers.")
     raise KeyboardInterrupt
 
 
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    _RUNNING[:] = [nodeid]
+
+
 _TERMINATED: list[str] = []
+_CONFIG: list[pytest.Config] = []
+_RUNNING: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorType
 
-from lib.aio import LoopThread
+from lib.aio import LoopThread, run_to_completion
 from lib.sim.participants import ws_url
 
 AGENT_ATTRIBUTE = "sim.agent"
@@ -152,7 +152,11 @@ class AgentWorker:
 
     async def _entrypoint(self, ctx: JobContext) -> None:
         # Runs on the job's own thread and loop; subscribing to nothing keeps the agent cheap.
-        await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+        # The framework cancels an entrypoint still running 15 s after the job is told to end
+        # (its room deleted while the agent joins, on a busy machine): the connect is finished
+        # first, or the SDK's native side panics and ends the whole process (a test run, the
+        # simulator) with SIGTERM.
+        await run_to_completion(ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE))
         local = ctx.room.local_participant
         await local.set_attributes({AGENT_ATTRIBUTE: self.agent_name, JOB_ATTRIBUTE: ctx.job.id})
         if ctx.job.metadata:
