@@ -235,3 +235,38 @@ class SchedulerBeat(Base):
     ticks: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     last_error: Mapped[str] = mapped_column(Text, nullable=False, default="")
     stopped: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class ApiKey(Base):
+    """A key for the REST API, acting as its owner with the key's own role. Only the SHA-256 of
+    the key is stored; `prefix` (the key's first characters) is what lists and the audit show."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True, nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_address: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class IdempotentResponse(Base):
+    """The answer given to a create carrying an Idempotency-Key, so a retry gets it again
+    instead of creating twice. `fingerprint` is the SHA-256 of the method, path and body."""
+
+    __tablename__ = "idempotent_responses"
+
+    caller: Mapped[str] = mapped_column(String(80), primary_key=True)  # key:<id> or user:<id>
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
