@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 import streamlit as st
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from lib import logs, services
 from lib.api.health import healthz
+from lib.api.v1 import build_api
 from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
 from lib.auth.addresses import ClientAddressMiddleware, take_over_proxy_headers
@@ -69,6 +70,7 @@ app = st.App(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/livekit", livekit_webhook, methods=["POST"]),
         *AUTH_ROUTES,
+        Mount("/api", app=build_api()),
     ],
     # ClientAddressMiddleware first, so the sign-in redirect, the routes and Streamlit's websocket
     # (page scripts) all see the client address resolved from DASHBOARD_TRUSTED_PROXIES. Routes

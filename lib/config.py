@@ -113,6 +113,10 @@ class Settings:
     # Where people reach the dashboard (join links in invitations and calendars). Never taken
     # from a request's headers, which a client can forge.
     public_url: str = "http://127.0.0.1:8501"
+    # The REST API's limit per caller (API key or user): requests a second on average, and the
+    # burst allowed above it (lib/api/v1/deps.py). A rate of 0 turns the limit off.
+    api_rate: float = 20.0
+    api_burst: float = 60.0
 
     @property
     def secret_key_path(self) -> Path:
@@ -216,6 +220,8 @@ def load_settings(
         trusted_proxies=_networks(pick("DASHBOARD_TRUSTED_PROXIES"), "DASHBOARD_TRUSTED_PROXIES"),
         scheduler_seconds=_number(pick("DASHBOARD_SCHEDULER_SECONDS"), "DASHBOARD_SCHEDULER_SECONDS", 5, 0.2, 3600),
         meeting_max_hours=_number(pick("DASHBOARD_MEETING_MAX_HOURS"), "DASHBOARD_MEETING_MAX_HOURS", 24, 0.1, 24 * 14),
+        api_rate=_number(pick("DASHBOARD_API_RATE"), "DASHBOARD_API_RATE", 20, 0, 100_000),
+        api_burst=_number(pick("DASHBOARD_API_BURST"), "DASHBOARD_API_BURST", 60, 1, 1_000_000),
         public_url=_public_url(pick("DASHBOARD_PUBLIC_URL") or f"http://{pick('DASHBOARD_HOST') or '127.0.0.1'}:{pick('DASHBOARD_PORT') or '8501'}"),
     )
 

@@ -12,10 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 
 from .auth.policy import Actor, Invalid, Policy
-from .livekit.gateway import LiveKitGateway, PermissionUpdate
+from .livekit.gateway import LiveKitGateway, LiveView, PermissionUpdate
 from .livekit.records import AgentDispatch, Participant, Room, Track
 
 CAPABILITY = "control"
+READ = "read_live"
 MAX_NAME = 256
 MAX_METADATA = 64_000
 MAX_DATA_BYTES = 15_000  # LiveKit's own limit for a reliable data packet is about 15 kB
@@ -45,6 +46,14 @@ class LiveControl:
     def permits(self, actor: Actor) -> bool:
         """Whether `actor` may use these controls at all (pages draw them only then)."""
         return self._policy.permits(actor, CAPABILITY)
+
+    def snapshot(self, actor: Actor, server: str | None = None, *, max_age: float = 1.0, wait: float = 3.0) -> list[LiveView]:
+        """The live view of every server (or of `server`) as the Rooms page has it: read, not an
+        action, so only refusals are audited."""
+        self._policy.require(actor, READ, "live.read", server or "every server")
+        if server is not None:
+            self._gateway.server_config(server)  # GatewayError (not found) for a server not configured
+        return [v for v in self._gateway.live(max_age=max_age, wait=wait) if server is None or v.server == server]
 
     # ----- rooms ---------------------------------------------------------------------------
 

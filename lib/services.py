@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .auth.apikeys import ApiKeyService
 from .auth.audit import AuditLog
 from .auth.policy import Policy
 from .auth.sessions import SessionService
@@ -77,6 +78,7 @@ class Services(Core):
 
     users: UserService
     logins: SessionService
+    api_keys: ApiKeyService
     # Opened only by the server process (start_history): DuckDB allows one process per file,
     # so command-line tools that build services must not take it.
     history: HistoryStore | None = None
@@ -196,7 +198,9 @@ def build(settings: Settings) -> Services:
         idle=timedelta(minutes=settings.idle_minutes),
         audit=core.audit,
     )
-    svc = Services(**{f: getattr(core, f) for f in Core.__dataclass_fields__}, users=users, logins=logins)
+    svc = Services(
+        **{f: getattr(core, f) for f in Core.__dataclass_fields__}, users=users, logins=logins, api_keys=ApiKeyService(core.sessions, core.policy)
+    )
     try:
         svc.follower.start()
         users.ensure_first_admin(settings.admin_username, settings.admin_password)

@@ -144,6 +144,32 @@ fi
 echo "==> checking livekit-server"
 bash "$ROOT/scripts/install-livekit-server.sh"
 
+# Browser assets (npm) -------------------------------------------------------------------------
+# Served by the app from frontend/node_modules (no CDN); installed from the lock file only when it
+# changed. --ignore-scripts: nothing from npm runs at install (swagger-ui-dist's dependency
+# @scarf/scarf would report the install to its vendor).
+
+FRONTEND="$ROOT/frontend"
+if ! command -v npm >/dev/null 2>&1; then
+    if is_root && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Node.js and npm with apt-get (for the browser assets)"
+        apt_install --no-install-recommends nodejs npm
+    else
+        echo "error: npm is missing (the browser assets come from npm packages)." >&2
+        echo "  On Debian run: sudo apt-get install nodejs npm   (then run this again)" >&2
+        exit 1
+    fi
+fi
+NPM_STAMP="$FRONTEND/node_modules/.setup.sha256"
+npm_want="$(cat "$FRONTEND/package.json" "$FRONTEND/package-lock.json" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$NPM_STAMP" && "$(cat "$NPM_STAMP")" == "$npm_want" ]]; then
+    echo "==> browser assets up to date (frontend/package-lock.json)"
+else
+    echo "==> installing browser assets (npm ci in frontend/)"
+    (cd "$FRONTEND" && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$npm_want" > "$NPM_STAMP"
+fi
+
 # Test-only system tools -----------------------------------------------------------------------
 
 if [[ "$TEST" == 1 ]]; then

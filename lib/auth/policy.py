@@ -23,17 +23,26 @@ _DOING = {
     "host_meetings": "host meetings",
     "issue_tokens": "issue tokens",
     "issue_tokens_any_room": "issue tokens for any room",
+    "manage_api_keys": "manage API keys",
+    "read_live": "see live rooms",
 }
 
 
 @dataclass(frozen=True)
 class Actor:
     """Whoever asks for an action: a signed-in user, the command line or a process of ours.
-    `address` is where the request came from (empty when there is no network request)."""
+    `address` is where the request came from (empty when there is no network request);
+    `via` the prefix of the API key a request came with (empty for a signed-in browser)."""
 
     name: str
     role: str
     address: str = ""
+    via: str = ""
+
+    @property
+    def label(self) -> str:
+        """The actor as the audit trail names it: a key's requests say which key."""
+        return f"{self.name} (key {self.via})" if self.via else self.name
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
@@ -85,7 +94,7 @@ class Policy:
     def require(self, actor: Actor, capability: str, action: str, target: str) -> None:
         """Raise Refused, after auditing the refusal, unless the actor has the capability."""
         if not may(actor.role, capability):
-            self._audit.record(actor.name, action, target, "refused", f"the {actor.role} role lacks '{capability}'", actor.address)
+            self._audit.record(actor.label, action, target, "refused", f"the {actor.role} role lacks '{capability}'", actor.address)
             raise Refused(actor, capability)
 
     @contextmanager
@@ -101,6 +110,6 @@ class Policy:
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             result = "refused" if isinstance(exc, Forbidden) else "failed"
-            self._audit.record(actor.name, action, target, result, f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
+            self._audit.record(actor.label, action, target, result, f"{outcome.detail}; {reason}" if outcome.detail else reason, actor.address)
             raise
-        self._audit.record(actor.name, action, target, "failed" if outcome.failed else "ok", outcome.detail, actor.address)
+        self._audit.record(actor.label, action, target, "failed" if outcome.failed else "ok", outcome.detail, actor.address)

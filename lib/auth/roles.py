@@ -41,6 +41,8 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "issue_tokens": frozenset({"admin", "operator", "host"}),  # sign LiveKit access tokens
     # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
     "issue_tokens_any_room": frozenset({"admin", "operator"}),
+    "manage_api_keys": frozenset({"admin"}),
+    "read_live": frozenset({"admin", "operator"}),  # every room, participant and agent (the Rooms page's view)  # create and revoke REST API keys
 }
 
 

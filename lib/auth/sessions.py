@@ -89,6 +89,13 @@ class SessionService:
                 login.last_seen_at = now
             return CurrentUser(user.username, user.role, _utc(login.expires_at))
 
+    def csrf_token(self, cookie: str | None) -> str | None:
+        """The token a browser sends (X-CSRF-Token) with a state-changing API request made with
+        this session's cookie: derived from the session, so only a page that could read an API
+        answer of this origin knows it; another site's form or fetch cannot."""
+        token = self._token(cookie)
+        return self._mac("api-csrf." + token) if token is not None else None
+
     def sign_out(self, cookie: str | None, address: str) -> None:
         """End the session behind `cookie` (if any) and audit it."""
         user = self.resolve(cookie, touch=False)

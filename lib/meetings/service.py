@@ -574,9 +574,11 @@ class MeetingService:
         until: datetime | None = None,
         mine: bool = False,
         limit: int = 1000,
+        after: tuple[datetime, int] | None = None,
     ) -> list[MeetingRow]:
         """Occurrences the actor may see (a host: those they host or co-host; an admin: all, or
-        only their own with `mine`), soonest first, filtered by status and by a start range."""
+        only their own with `mine`), soonest first, filtered by status and by a start range.
+        `after` (an occurrence's start and id) pages on: only occurrences ordered after it."""
         self._policy.require(actor, CAPABILITY, "meeting.read", "meetings")
         with self._sessions() as s:
             user = user_of(s, actor)
@@ -597,6 +599,9 @@ class MeetingService:
                 stmt = stmt.where(Occurrence.ends_at >= since)
             if until is not None:
                 stmt = stmt.where(Occurrence.starts_at < until)
+            if after is not None:
+                at, oid = after
+                stmt = stmt.where((Occurrence.starts_at > at) | ((Occurrence.starts_at == at) & (Occurrence.id > oid)))
             cohosted = set(s.scalars(own).all())
             return [
                 MeetingRow(occurrence_view(o), m.id, m.title, host, m.server, m.private, m.recurrence is not None, m.host_id == uid or m.id in cohosted)

@@ -1,0 +1,106 @@
+"""Errors of the REST API as `application/problem+json` (RFC 9457), each with a stable `code`
+clients can branch on. Service errors map to statuses here, in one table, so every route answers
+the same error the same way."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from ...auth.policy import ActionError, Forbidden, Invalid
+from ...livekit.errors import Category, GatewayError
+from ...meetings.join import JoinRefused
+from ...meetings.views import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error: `code` is stable, `detail` is for people and may change."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str = ""
+    errors: list[dict[str, object]] | None = None
+
+
+class ApiProblem(Exception):
+    """Raised by routes and dependencies to answer with a problem."""
+
+    def __init__(self, status: int, code: str, detail: str = "", *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or code)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
+
+
+TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+    409: "Conflict", 413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
+    429: "Too many requests", 500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable",
+}  # fmt: skip
+UNAUTHENTICATED = "This request needs a valid API key (Authorization: Bearer <key>) or a signed-in session."
+
+
+def problem(status: int, code: str, detail: str = "", *, errors: list[dict[str, object]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(title=TITLES.get(status, "Error"), status=status, code=code, detail=detail, errors=errors)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def unauthenticated() -> ApiProblem:
+    """One answer for a missing, malformed, unknown, revoked or expired credential."""
+    return ApiProblem(401, "unauthenticated", UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+def service_error(exc: ActionError) -> JSONResponse:
+    """A service's typed error as the problem that says it."""
+    if isinstance(exc, NotFound):  # before Forbidden: another host's meeting is "not found"
+        return problem(404, "not_found", str(exc))
+    if isinstance(exc, JoinRefused):
+        return problem(403, "join_refused", str(exc))
+    if isinstance(exc, Forbidden):
+        return problem(403, "forbidden", str(exc))
+    if isinstance(exc, Conflict):
+        return problem(409, "conflict", str(exc))
+    if isinstance(exc, Invalid):
+        return problem(422, "invalid", str(exc))
+    return problem(409, "not_done", str(exc))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(ActionError)
+    async def _action_error(_request: Request, exc: ActionError) -> JSONResponse:
+        return service_error(exc)
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
+        if exc.category == Category.NOT_FOUND:
+            return problem(404, "not_found", str(exc))
+        if exc.category == Category.INVALID:
+            return problem(422, "invalid", str(exc))
+        return problem(502, "server_unavailable", f"{exc}: {exc.hint}")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in exc.errors()]
+        return problem(422, "invalid_request", "The request does not match the API description.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail) if exc.detail else "", headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("API route failed", exc_info=exc)
+        return problem(500, "internal_error", f"The request hit an internal error ({type(exc).__name__}); it has been logged.")
