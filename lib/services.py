@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from .config import ConfigError, Settings, load_settings
 from .control import LiveControl
 from .db import make_engine, migrate, require_current, session_factory
 from .history.collector import Collector
+from .history.reports import HistoryReports
 from .history.store import HistoryStore
 from .livekit.gateway import LiveKitGateway
 from .meetings.invites import invite_key
@@ -83,6 +84,11 @@ class Services(Core):
     # so command-line tools that build services must not take it.
     history: HistoryStore | None = None
     collector: Collector | None = None
+    # The History charts' data for the REST API, reading `history` once it is open.
+    reports: HistoryReports = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reports = HistoryReports(lambda: self.history, self.policy, self.meetings.meeting_rooms, self.settings.collect_seconds)
 
     def start_history(self) -> None:
         if self.history is None:

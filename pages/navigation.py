@@ -31,7 +31,7 @@ except Exception as exc:  # the message is ours (config or database); never a tr
     st.stop()
 
 # (section, page id, file, title, icon); a page id is also its URL path, unless URL_PATHS says.
-URL_PATHS = {"settings": "servers"}
+URL_PATHS = {"settings": "servers", "api_keys": "api-keys"}
 PAGES = [
     ("Live", "overview", "overview.py", "Overview", ":material/dashboard:"),
     ("Live", "rooms", "rooms.py", "Rooms", ":material/meeting_room:"),
@@ -43,6 +43,7 @@ PAGES = [
     ("Admin", "settings", "settings.py", "Servers", ":material/dns:"),
     ("Admin", "users", "users.py", "Users", ":material/group:"),
     ("Admin", "audit", "audit.py", "Audit", ":material/history_edu:"),
+    ("Admin", "api_keys", "api_keys.py", "API keys", ":material/vpn_key:"),
     ("Account", "account", "account.py", "Account", ":material/account_circle:"),
 ]
 

@@ -26,6 +26,7 @@ class AuditRecord:
     result: str
     detail: str
     address: str
+    id: int = 0
 
 
 class AuditLog:
@@ -50,8 +51,13 @@ class AuditLog:
         result: str | None = None,
         text: str | None = None,
         limit: int = 5000,
+        before: tuple[datetime, int] | None = None,
     ) -> list[AuditRecord]:
+        """Newest first; `before` (a record's time and id) pages on to the older ones."""
         stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+        if before is not None:
+            at, rid = before
+            stmt = stmt.where((AuditEvent.at < at) | ((AuditEvent.at == at) & (AuditEvent.id < rid)))
         if since:
             stmt = stmt.where(AuditEvent.at >= since)
         if until:
@@ -70,7 +76,7 @@ class AuditLog:
             rows = session.scalars(stmt).all()
         # SQLite hands back naive datetimes; every time stored here is UTC.
         return [
-            AuditRecord(r.at if r.at.tzinfo else r.at.replace(tzinfo=timezone.utc), r.actor, r.action, r.target, r.result, r.detail, r.address)
+            AuditRecord(r.at if r.at.tzinfo else r.at.replace(tzinfo=timezone.utc), r.actor, r.action, r.target, r.result, r.detail, r.address, r.id)
             for r in rows
         ]
 

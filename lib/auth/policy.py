@@ -25,6 +25,7 @@ _DOING = {
     "issue_tokens_any_room": "issue tokens for any room",
     "manage_api_keys": "manage API keys",
     "read_live": "see live rooms",
+    "read_history": "read the history",
 }
 
 

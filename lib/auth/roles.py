@@ -27,6 +27,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "sessions": frozenset({"admin", "operator", "analyst"}),
     "tokens": frozenset({"admin", "operator", "host"}),
     "meetings": frozenset({"admin", "host"}),
+    "api_keys": frozenset({"admin"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).
@@ -42,7 +43,8 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
     "issue_tokens_any_room": frozenset({"admin", "operator"}),
     "manage_api_keys": frozenset({"admin"}),
-    "read_live": frozenset({"admin", "operator"}),  # every room, participant and agent (the Rooms page's view)  # create and revoke REST API keys
+    "read_live": frozenset({"admin", "operator"}),
+    "read_history": frozenset({"admin", "operator", "analyst"}),  # the History page's charts as data  # every room, participant and agent (the Rooms page's view)  # create and revoke REST API keys
 }
 
 

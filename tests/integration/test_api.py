@@ -71,6 +71,7 @@ def api(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> 
         "DASHBOARD_HISTORY_PATH": str(data / "history.duckdb"),
     }
     svc = services.build(load_settings(env, data / "none.toml"))
+    svc.start_history()
     try:
         keys = {}
         for role in ROLES:
@@ -82,6 +83,9 @@ def api(livekit_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> 
         svc.close()
 
 
+PLACEHOLDERS = {"{meeting_id}": "1", "{occurrence_id}": "1", "{key_id}": "1", "{chart}": "concurrency"}
+
+
 def operations(client: TestClient, key: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, path with its parameters filled in, operation) of every operation described."""
     described = client.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {key}"})
@@ -89,7 +93,7 @@ def operations(client: TestClient, key: str) -> list[tuple[str, str, dict[str, A
     found = []
     for path, item in described.json()["paths"].items():
         for method, operation in item.items():
-            found.append((method.upper(), "/api" + re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0).endswith("_id}") else "x", path), operation))
+            found.append((method.upper(), "/api" + re.sub(r"\{[^}]+\}", lambda m: PLACEHOLDERS.get(m.group(0), "x"), path), operation))
     return found
 
 
@@ -363,3 +367,123 @@ def test_the_create_api_key_command_prints_a_working_key_once_and_stores_only_it
         assert caller is not None and (caller.actor.name, caller.actor.role) == ("root", "operator")
     finally:
         built.close()
+
+
+# ----- history -------------------------------------------------------------------------------
+
+
+def test_a_history_chart_comes_as_json_csv_and_parquet_with_the_same_rows(api: Api, participants, lk_api, unique_name) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import pandas as pd
+
+    room = unique_name("api-history")
+    lk_api.create_room(room)
+    participants.join(room, "charted")
+    since = (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat()
+    params: dict[str, Any] = {"since": since, "room": room}
+    analyst = api.as_role("analyst")
+
+    def charted() -> dict[str, Any]:
+        return api.client.get("/api/v1/history/concurrency", params=params, headers=analyst).json()
+
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=30)
+    body = charted()
+    while not any((r.get("participants") or 0) >= 1 for r in body["rows"]) and datetime.now(timezone.utc) < deadline:
+        participants.run(__import__("asyncio").sleep(1))
+        body = charted()
+    assert body["chart"] == "concurrency" and body["step_seconds"] >= 1
+    assert any((r.get("participants") or 0) >= 1 for r in body["rows"]), body
+    assert {"ts", "server", "rooms", "participants"} <= set(body["columns"])
+
+    as_csv = api.client.get("/api/v1/history/concurrency", params={**params, "until": body["end"], "since": body["start"], "format": "csv"}, headers=analyst)
+    as_parquet = api.client.get("/api/v1/history/concurrency", params={**params, "until": body["end"], "since": body["start"], "format": "parquet"}, headers=analyst)
+    assert as_csv.headers["content-type"].startswith("text/csv") and as_parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    from_csv, from_parquet = pd.read_csv(io.StringIO(as_csv.text)), pd.read_parquet(io.BytesIO(as_parquet.content))
+    assert list(from_csv.columns) == list(from_parquet.columns) == body["columns"]
+    assert len(from_csv) == len(from_parquet) >= 1
+
+    for bad in ({"since": "2026-12-01T10:00:00"}, {"since": body["end"], "until": body["start"]}, {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}):
+        answer = api.client.get("/api/v1/history/concurrency", params=bad, headers=analyst)
+        assert answer.status_code == 422, (bad, answer.text)
+    unknown = api.client.get("/api/v1/history/no-such-chart", headers=analyst)
+    assert unknown.status_code == 422
+
+
+def test_every_history_chart_answers_for_a_meeting_filter(api: Api) -> None:
+    from lib.history.reports import CHARTS
+
+    for name in CHARTS:
+        answer = api.client.get(f"/api/v1/history/{name}", params={"meeting": [999_999]}, headers=api.as_role("operator"))
+        assert answer.status_code == 200, (name, answer.text)
+        rows = answer.json()["rows"]
+        if name == "concurrency":  # a row per bucket of each server sampled: none of that meeting's rooms was in it
+            assert all(not r["participants"] and not r["rooms"] for r in rows), rows
+        else:
+            assert rows == [], "a meeting that does not exist narrows to nothing, not to everything"
+
+
+# ----- administration ------------------------------------------------------------------------
+
+
+def test_admin_servers_never_return_a_secret_and_a_server_that_does_not_answer_is_not_saved(api: Api, livekit_server: DevServer) -> None:
+    admin = api.as_role("admin")
+    listed = api.client.get("/api/v1/admin/servers", headers=admin)
+    assert listed.status_code == 200 and [s["name"] for s in listed.json()] == ["default"]
+    assert "api_secret" not in listed.text and livekit_server.api_secret not in listed.text
+    refused = api.client.post("/api/v1/admin/servers", json={"name": "ghost", "url": "http://127.0.0.1:9", "api_key": "k", "api_secret": "s" * 32}, headers=admin)
+    assert refused.status_code in (409, 422), refused.text
+    assert [s["name"] for s in api.client.get("/api/v1/admin/servers", headers=admin).json()] == ["default"]
+    tested = api.client.post("/api/v1/admin/servers/default/test", headers=admin)
+    assert tested.status_code == 200 and tested.json()["ok"] is True
+
+
+def test_admin_users_are_created_changed_and_their_passwords_never_echoed(api: Api) -> None:
+    admin = api.as_role("admin")
+    made = api.client.post("/api/v1/admin/users", json={"username": "api-made", "password": "made-password-123", "role": "analyst"}, headers=admin)
+    assert made.status_code == 201 and made.json()["role"] == "analyst" and "made-password-123" not in made.text
+    short = api.client.post("/api/v1/admin/users", json={"username": "api-short", "password": "short", "role": "analyst"}, headers=admin)
+    assert short.status_code == 422 and api.svc.users.get("api-short") is None
+    changed = api.client.patch("/api/v1/admin/users/api-made", json={"role": "operator", "disabled": True}, headers=admin)
+    assert changed.status_code == 200 and (changed.json()["role"], changed.json()["disabled"]) == ("operator", True)
+    assert api.client.put("/api/v1/admin/users/api-made/password", json={"password": "another-password-456"}, headers=admin).status_code == 204
+    assert api.svc.users.check_password("api-made", "another-password-456")
+    missing = api.client.patch("/api/v1/admin/users/nobody-here", json={"disabled": True}, headers=admin)
+    assert missing.status_code in (404, 422)
+
+
+def test_the_audit_trail_pages_with_a_cursor_and_comes_as_csv(api: Api) -> None:
+    admin = api.as_role("admin")
+    for _ in range(3):
+        api.client.get("/api/v1/admin/servers", headers=api.as_role("analyst"))  # refused, audited
+    seen, cursor = [], None
+    for _ in range(50):
+        params: dict[str, Any] = {"limit": 2, "result": "refused"}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.client.get("/api/v1/admin/audit", params=params, headers=admin).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) >= 3 and seen == sorted(seen, reverse=True)
+    as_csv = api.client.get("/api/v1/admin/audit", params={"result": "refused", "limit": 5000, "format": "csv"}, headers=admin)
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert len(as_csv.text.strip().splitlines()) == len(seen) + 1
+
+
+def test_an_api_key_made_through_the_api_works_until_revoked(api: Api) -> None:
+    admin = api.as_role("admin")
+    made = api.client.post("/api/v1/admin/api-keys", json={"name": "bot", "role": "analyst", "owner": "api-analyst"}, headers=admin)
+    assert made.status_code == 201, made.text
+    key, view = made.json()["key"], made.json()["api_key"]
+    assert view["prefix"] == key[:12] and view["state"] == "active"
+    listed = api.client.get("/api/v1/admin/api-keys", headers=admin)
+    assert key not in listed.text and view["prefix"] in listed.text
+    assert api.client.get("/api/v1/session", headers={"Authorization": f"Bearer {key}"}).json()["api_key"] == view["prefix"]
+    revoked = api.client.delete(f"/api/v1/admin/api-keys/{view['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    assert api.client.get("/api/v1/session", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert api.client.delete("/api/v1/admin/api-keys/999999", headers=admin).status_code == 404
+    past = api.client.post("/api/v1/admin/api-keys", json={"name": "old", "role": "analyst", "expires_at": "2020-01-01T00:00:00Z"}, headers=admin)
+    assert past.status_code == 422

@@ -111,8 +111,13 @@ def browse(app: AppProcess, trail: Trail, admin_password: str, operator_password
         assert sign_in(browser, "no-such-user", admin_password).status_code == 401
         assert sign_in(browser, "admin", admin_password, "/servers").status_code == 303
         cookies["admin"] = browser.cookies[COOKIE_NAME]
-        for path in ("/", "/rooms", "/servers", "/users", "/audit", "/account"):
+        for path in ("/", "/rooms", "/servers", "/users", "/audit", "/api-keys", "/account"):
             assert browser.get(path, headers=html).status_code == 200
+        # The REST API's reads of everything that holds a server (the API's answers are scanned too).
+        for path in ("/api/v1/admin/servers", "/api/v1/rooms", f"/api/v1/servers/{STORED}/rooms", "/api/v1/openapi.json", "/api/v1/session", "/api/docs"):
+            assert browser.get(path).status_code in (200, 502), path  # 502: the stored server is one that refuses
+        csrf_token = browser.get("/api/v1/session").json()["csrf_token"]
+        assert browser.post("/api/v1/admin/servers/default/test", headers={"X-CSRF-Token": csrf_token}).status_code == 200
         assert browser.get("/auth/login").status_code == 303
         browser.get("/healthz")
     with app.client("127.0.0.2") as other:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from ...auth.apikeys import KeyNotFound
 from ...auth.policy import ActionError, Forbidden, Invalid
 from ...livekit.errors import Category, GatewayError
 from ...meetings.join import JoinRefused
@@ -60,7 +61,7 @@ def unauthenticated() -> ApiProblem:
 
 def service_error(exc: ActionError) -> JSONResponse:
     """A service's typed error as the problem that says it."""
-    if isinstance(exc, NotFound):  # before Forbidden: another host's meeting is "not found"
+    if isinstance(exc, (NotFound, KeyNotFound)):  # before Forbidden: another host's meeting is "not found"
         return problem(404, "not_found", str(exc))
     if isinstance(exc, JoinRefused):
         return problem(403, "join_refused", str(exc))
