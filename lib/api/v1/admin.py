@@ -4,9 +4,6 @@ use."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
@@ -19,6 +16,7 @@ from ...auth.roles import ROLES
 from ...auth.users import UserInfo
 from ...config import ServerConfig
 from ...livekit.gateway import ConnectionResult
+from . import cursors
 from .deps import Caller, caller, services
 from .meetings import ERRORS, Strict
 from .problems import ApiProblem
@@ -187,23 +185,6 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def _audit_cursor(r: AuditRecord) -> str:
-    return base64.urlsafe_b64encode(json.dumps([r.at.isoformat(), r.id]).encode()).decode().rstrip("=")
-
-
-def _before(cursor: str | None) -> tuple[datetime, int] | None:
-    if cursor is None:
-        return None
-    try:
-        at, rid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        when = datetime.fromisoformat(at)
-        if not isinstance(rid, int) or when.tzinfo is None:
-            raise ValueError(cursor)
-        return when.astimezone(timezone.utc), rid
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise ApiProblem(422, "invalid_cursor", "The cursor is not one this API gave.") from None
-
-
 @router.get(
     "/audit", response_model=AuditPage,
     responses={**ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}, "description": "audit records, newest first"}},
@@ -222,16 +203,13 @@ def audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     format: Literal["json", "csv"] = "json",
 ) -> object:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ApiProblem(422, "invalid_request", f"{name} needs a time zone offset (e.g. 2026-12-01T09:00:00Z).")
     records = services(request).audit.query(
-        since=since, until=until, actor=actor, action=action, result=result, text=text, limit=limit + 1, before=_before(cursor)
+        since=cursors.require_offset(since, "since"), until=cursors.require_offset(until, "until"), actor=actor, action=action, result=result, text=text, limit=limit + 1, before=cursors.decode(cursor)
     )
     page = records[:limit]
     if format == "csv":
         return Response(to_csv(page), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
-    return AuditPage(items=[AuditOut.of(r) for r in page], next_cursor=_audit_cursor(page[-1]) if len(records) > limit else None)
+    return AuditPage(items=[AuditOut.of(r) for r in page], next_cursor=cursors.encode(page[-1].at, page[-1].id) if len(records) > limit else None)
 
 
 # ----- API keys ------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ...history.reports import CHARTS
+from . import cursors
 from .deps import Caller, caller, services
 from .meetings import ERRORS
-from .problems import ApiProblem
 
 router = APIRouter(tags=["history"])
 READERS = caller("read_history")
@@ -47,11 +47,8 @@ def chart(
     meeting: Annotated[list[int] | None, Query(max_length=100, description="only these meetings' rooms")] = None,
     format: Literal["json", "csv", "parquet"] = "json",
 ) -> object:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ApiProblem(422, "invalid_request", f"{name} needs a time zone offset (e.g. 2026-12-01T09:00:00Z).")
-    end = until or datetime.now(timezone.utc)
-    start = since or end - timedelta(hours=24)
+    end = cursors.require_offset(until, "until") or datetime.now(timezone.utc)
+    start = cursors.require_offset(since, "since") or end - timedelta(hours=24)
     data = services(request).reports.chart(who.actor, chart, start, end, servers=server, rooms=room, meetings=meeting)
     frame = data.frame
     if format == "csv":

@@ -4,11 +4,8 @@ service call, its result into a response model."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -20,6 +17,7 @@ from ...meetings.recurrence import FREQUENCIES, MAX_INTERVAL, MAX_OCCURRENCES, R
 from ...meetings.service import INSTANT_MINUTES, MeetingDraft
 from ...meetings.views import MeetingRow, MeetingView, OccurrenceView
 from ...auth.policy import Invalid
+from . import cursors
 from .deps import Caller, address, caller, limiter, services
 from .idempotency import run_once
 from .problems import ApiProblem, Problem
@@ -249,33 +247,6 @@ class JoinOut(BaseModel):
     expires_at: datetime
 
 
-# ----- cursors -------------------------------------------------------------------------------
-
-
-def _cursor(row: MeetingRow) -> str:
-    raw = json.dumps([row.occurrence.starts_at.isoformat(), row.occurrence.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> tuple[datetime, int] | None:
-    if cursor is None:
-        return None
-    try:
-        at, oid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        when = datetime.fromisoformat(at)
-        if not isinstance(oid, int) or when.tzinfo is None:
-            raise ValueError(cursor)
-        return when.astimezone(timezone.utc), oid
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise ApiProblem(422, "invalid_cursor", "The cursor is not one this API gave.") from None
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ApiProblem(422, "invalid_request", f"{name} needs a time zone offset (e.g. 2026-12-01T09:00:00Z).")
-    return value
-
-
 # ----- routes --------------------------------------------------------------------------------
 
 
@@ -291,11 +262,11 @@ def list_meetings(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MeetingPage:
     rows = services(request).meetings.list(
-        who.actor, statuses=tuple(status or ()), since=_aware(since, "since"), until=_aware(until, "until"), mine=mine,
-        limit=limit + 1, after=_after(cursor),
+        who.actor, statuses=tuple(status or ()), since=cursors.require_offset(since, "since"), until=cursors.require_offset(until, "until"), mine=mine,
+        limit=limit + 1, after=cursors.decode(cursor),
     )  # fmt: skip
     page = rows[:limit]
-    return MeetingPage(items=[MeetingListItem.of(r) for r in page], next_cursor=_cursor(page[-1]) if len(rows) > limit else None)
+    return MeetingPage(items=[MeetingListItem.of(r) for r in page], next_cursor=cursors.encode(page[-1].occurrence.starts_at, page[-1].occurrence.id) if len(rows) > limit else None)
 
 
 @router.post("/meetings", status_code=201, response_model=MeetingOut, responses=ERRORS, summary="Schedule a meeting or a series")
