@@ -5,6 +5,13 @@
 #   docker run -p 8501:8501 -e LIVEKIT_URL=wss://... -e LIVEKIT_API_KEY=... \
 #       -e LIVEKIT_API_SECRET=... -e DASHBOARD_SECRET_KEY=... -v dashboard-data:/app/data \
 #       livekit-dashboard
+# Browser assets (the API docs' Swagger UI) from npm, installed from the lock file; nothing
+# from npm runs at install.
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -32,6 +39,7 @@ COPY pages/ ./pages/
 COPY migrations/ ./migrations/
 COPY assets/ ./assets/
 COPY .streamlit/config.toml ./.streamlit/config.toml
+COPY --from=frontend /frontend/node_modules/swagger-ui-dist/ ./frontend/node_modules/swagger-ui-dist/
 
 # data/ holds the runtime databases: the only place the app writes. Mount a volume there.
 RUN mkdir -p /app/data && chown app:app /app/data
