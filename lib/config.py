@@ -113,6 +113,8 @@ class Settings:
     # Where people reach the dashboard (join links in invitations and calendars). Never taken
     # from a request's headers, which a client can forge.
     public_url: str = "http://127.0.0.1:8501"
+    # Seconds an outgoing webhook may take to connect, and then to answer (lib/outbound/).
+    webhook_timeout: float = 10.0
 
     @property
     def secret_key_path(self) -> Path:
@@ -216,6 +218,7 @@ def load_settings(
         trusted_proxies=_networks(pick("DASHBOARD_TRUSTED_PROXIES"), "DASHBOARD_TRUSTED_PROXIES"),
         scheduler_seconds=_number(pick("DASHBOARD_SCHEDULER_SECONDS"), "DASHBOARD_SCHEDULER_SECONDS", 5, 0.2, 3600),
         meeting_max_hours=_number(pick("DASHBOARD_MEETING_MAX_HOURS"), "DASHBOARD_MEETING_MAX_HOURS", 24, 0.1, 24 * 14),
+        webhook_timeout=_number(pick("DASHBOARD_WEBHOOK_TIMEOUT"), "DASHBOARD_WEBHOOK_TIMEOUT", 10, 1, 60),
         public_url=_public_url(pick("DASHBOARD_PUBLIC_URL") or f"http://{pick('DASHBOARD_HOST') or '127.0.0.1'}:{pick('DASHBOARD_PORT') or '8501'}"),
     )
 

@@ -39,6 +39,9 @@ from .meetings.invites import invite_key
 from .meetings.join import JoinService
 from .meetings.lifecycle import Lifecycle
 from .meetings.service import MeetingService
+from .outbound.deliverer import Deliverer
+from .outbound.outbox import Outbox
+from .outbound.service import WebhookService
 from .secretbox import SecretBox, load_or_create_key
 from .servers import ServerAdmin, ServerFollower, ServerRegistry
 from .tokens import TokenService
@@ -64,8 +67,14 @@ class Core:
     lifecycle: Lifecycle
     meetings: MeetingService
     joins: JoinService
+    # Outgoing webhooks: the admins' service, LiveKit events for the outbox, and the sender
+    # (started by build(); another process may start its own: claims keep sends single).
+    webhooks: WebhookService
+    outbox: Outbox
+    deliverer: Deliverer
 
     def close(self) -> None:
+        self.deliverer.stop()
         self.follower.stop()
         self.gateway.close()
         self.engine.dispose()
@@ -93,6 +102,7 @@ class Services(Core):
             self.meetings.use_history(self.history)
 
     def close(self) -> None:
+        self.deliverer.stop()
         if self.collector is not None:
             self.collector.stop()
         self.follower.stop()
@@ -131,7 +141,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
     audit = AuditLog(sessions)
     policy = Policy(audit)
     gateway = LiveKitGateway(request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency)
-    registry = ServerRegistry(sessions, SecretBox(secret_key), settings.default_server)
+    box = SecretBox(secret_key)
+    registry = ServerRegistry(sessions, box, settings.default_server)
+    deliverer = Deliverer(sessions, box, timeout=settings.webhook_timeout)
     follower = ServerFollower(registry, gateway, interval=settings.refresh_seconds)
     lifecycle = Lifecycle(sessions, gateway, audit)
     key = invite_key(secret_key)
@@ -151,6 +163,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
         lifecycle=lifecycle,
         meetings=meetings,
         joins=JoinService(sessions, audit, gateway, lifecycle, key),
+        webhooks=WebhookService(sessions, policy, box, on_queued=deliverer.wake),
+        outbox=Outbox(sessions),
+        deliverer=deliverer,
     )
 
 
@@ -199,6 +214,7 @@ def build(settings: Settings) -> Services:
     svc = Services(**{f: getattr(core, f) for f in Core.__dataclass_fields__}, users=users, logins=logins)
     try:
         svc.follower.start()
+        svc.deliverer.start()
         users.ensure_first_admin(settings.admin_username, settings.admin_password)
     except Exception:
         svc.close()

@@ -23,6 +23,7 @@ _DOING = {
     "host_meetings": "host meetings",
     "issue_tokens": "issue tokens",
     "issue_tokens_any_room": "issue tokens for any room",
+    "manage_webhooks": "manage webhooks",
 }
 
 

@@ -27,6 +27,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "sessions": frozenset({"admin", "operator", "analyst"}),
     "tokens": frozenset({"admin", "operator", "host"}),
     "meetings": frozenset({"admin", "host"}),
+    "webhooks": frozenset({"admin"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).
@@ -41,6 +42,7 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "issue_tokens": frozenset({"admin", "operator", "host"}),  # sign LiveKit access tokens
     # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
     "issue_tokens_any_room": frozenset({"admin", "operator"}),
+    "manage_webhooks": frozenset({"admin"}),  # outgoing webhook receivers (lib/outbound/)
 }
 
 
