@@ -155,10 +155,8 @@ class Deliverer:
 
     # ----- claiming ---------------------------------------------------------------------------
 
-    def claim_due(self) -> int:
-        """Claim what is due (one per receiver not already busy here) and hand it to the
-        workers; returns how many were claimed."""
-        now = self._clock()
+    def _due(self, now: datetime) -> list[tuple[int, int, int]]:
+        """(delivery, receiver, attempts) of what is due, oldest first, at most one per receiver."""
         with self._sessions() as session:
             rows = session.execute(
                 select(WebhookDelivery.id, WebhookDelivery.receiver_id, WebhookDelivery.attempts)
@@ -167,8 +165,17 @@ class Deliverer:
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(BATCH)
             ).all()
-        claimed = 0
+        first: dict[int, tuple[int, int, int]] = {}
         for delivery_id, receiver_id, attempts in rows:
+            first.setdefault(receiver_id, (delivery_id, receiver_id, attempts))
+        return list(first.values())
+
+    def claim_due(self) -> int:
+        """Claim what is due (one per receiver not already busy here) and hand it to the
+        workers; returns how many were claimed."""
+        now = self._clock()
+        claimed = 0
+        for delivery_id, receiver_id, attempts in self._due(now):
             if self._stop.is_set():
                 break
             with self._lock:
@@ -183,6 +190,19 @@ class Deliverer:
             self._jobs.put(job)
             claimed += 1
         return claimed
+
+    def deliver_due(self) -> int:
+        """Claim and send what is due now (one per receiver), in the calling thread, without
+        the background threads: for tests that step a clock, and one-shot tools. Returns how
+        many attempts were made."""
+        now = self._clock()
+        sent = 0
+        for delivery_id, receiver_id, attempts in self._due(now):
+            job = self.claim(delivery_id, receiver_id, attempts, now)
+            if job is not None:
+                self.send(job)
+                sent += 1
+        return sent
 
     def claim(self, delivery_id: int, receiver_id: int, attempts: int, now: datetime) -> _Job | None:
         """The conditional UPDATE that makes this process the one sending this attempt."""
