@@ -7,8 +7,9 @@ reach through `get()`.
   store: the scheduler sidecar builds this.
 - `build(settings)`: the dashboard's server process: the core plus the migrations (under a lock),
   the keys (generated once into the data dir on SQLite), users, sign-in sessions and the first
-  admin. `Services.start_history()` then opens the DuckDB history store and starts the
-  collector (only that process may open the file).
+  admin, and starts the outgoing webhook deliverer (lib/outbound/). `Services.start_history()`
+  then opens the DuckDB history store and starts the collector (only that process may open
+  the file).
 
 app.py's lifespan calls `start()`; routes read the services from `request.state.services`
 (lib/api/state.py), page scripts from `get()`. Nothing else reaches the process-wide object.
