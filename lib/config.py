@@ -117,6 +117,8 @@ class Settings:
     # burst allowed above it (lib/api/v1/deps.py). A rate of 0 turns the limit off.
     api_rate: float = 20.0
     api_burst: float = 60.0
+    # Seconds an outgoing webhook may take to connect, and then to answer (lib/outbound/).
+    webhook_timeout: float = 10.0
 
     @property
     def secret_key_path(self) -> Path:
@@ -222,6 +224,7 @@ def load_settings(
         meeting_max_hours=_number(pick("DASHBOARD_MEETING_MAX_HOURS"), "DASHBOARD_MEETING_MAX_HOURS", 24, 0.1, 24 * 14),
         api_rate=_number(pick("DASHBOARD_API_RATE"), "DASHBOARD_API_RATE", 20, 0, 100_000),
         api_burst=_number(pick("DASHBOARD_API_BURST"), "DASHBOARD_API_BURST", 60, 1, 1_000_000),
+        webhook_timeout=_number(pick("DASHBOARD_WEBHOOK_TIMEOUT"), "DASHBOARD_WEBHOOK_TIMEOUT", 10, 1, 60),
         public_url=_public_url(pick("DASHBOARD_PUBLIC_URL") or f"http://{pick('DASHBOARD_HOST') or '127.0.0.1'}:{pick('DASHBOARD_PORT') or '8501'}"),
     )
 

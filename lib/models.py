@@ -270,3 +270,61 @@ class IdempotentResponse(Base):
     status: Mapped[int] = mapped_column(Integer, nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+
+
+class WebhookReceiver(Base):
+    """A URL an admin registered for outgoing webhooks (lib/outbound/): the event types it gets
+    and its signing secret, encrypted at rest. `consecutive_failures` counts failed attempts
+    since its last success; at a threshold it is paused (`paused_at`, `paused_reason`) and gets
+    no attempts until an admin resumes it. `version` guards edits."""
+
+    __tablename__ = "webhook_receivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    events: Mapped[str] = mapped_column(Text, nullable=False)  # event types, comma-separated
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    description: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    paused_reason: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+
+
+class OutboxEvent(Base):
+    """An event for the receivers, written in the same transaction as the change it reports.
+    `body` is the exact JSON sent (the same bytes on every retry); `source_key` makes an event
+    from a redelivered LiveKit webhook a duplicate rather than a second event."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)  # the payload's "id"
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
+
+
+class WebhookDelivery(Base):
+    """One event for one receiver: pending, delivering (claimed by a deliverer until
+    `next_attempt_at`), delivered, failed (tried again at `next_attempt_at`) or given_up.
+    `last_error` is a short description of the last failure, never a secret or the URL."""
+
+    __tablename__ = "webhook_deliveries"
+    # The deliverer's scan: what is due, by status and time.
+    __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receiver_id: Mapped[int] = mapped_column(ForeignKey("webhook_receivers.id", ondelete="CASCADE"), nullable=False, index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)

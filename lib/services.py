@@ -7,8 +7,9 @@ reach through `get()`.
   store: the scheduler sidecar builds this.
 - `build(settings)`: the dashboard's server process: the core plus the migrations (under a lock),
   the keys (generated once into the data dir on SQLite), users, sign-in sessions and the first
-  admin. `Services.start_history()` then opens the DuckDB history store and starts the
-  collector (only that process may open the file).
+  admin, and starts the outgoing webhook deliverer (lib/outbound/). `Services.start_history()`
+  then opens the DuckDB history store and starts the collector (only that process may open
+  the file).
 
 app.py's lifespan calls `start()`; routes read the services from `request.state.services`
 (lib/api/state.py), page scripts from `get()`. Nothing else reaches the process-wide object.
@@ -41,6 +42,9 @@ from .meetings.invites import invite_key
 from .meetings.join import JoinService
 from .meetings.lifecycle import Lifecycle
 from .meetings.service import MeetingService
+from .outbound.deliverer import Deliverer
+from .outbound.outbox import Outbox
+from .outbound.service import WebhookService
 from .secretbox import SecretBox, load_or_create_key
 from .servers import ServerAdmin, ServerFollower, ServerRegistry
 from .tokens import TokenService
@@ -66,8 +70,14 @@ class Core:
     lifecycle: Lifecycle
     meetings: MeetingService
     joins: JoinService
+    # Outgoing webhooks: the admins' service, LiveKit events for the outbox, and the sender
+    # (started by build(); another process may start its own: claims keep sends single).
+    webhooks: WebhookService
+    outbox: Outbox
+    deliverer: Deliverer
 
     def close(self) -> None:
+        self.deliverer.stop()
         self.follower.stop()
         self.gateway.close()
         self.engine.dispose()
@@ -101,6 +111,7 @@ class Services(Core):
             self.meetings.use_history(self.history)
 
     def close(self) -> None:
+        self.deliverer.stop()
         if self.collector is not None:
             self.collector.stop()
         self.follower.stop()
@@ -139,7 +150,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
     audit = AuditLog(sessions)
     policy = Policy(audit)
     gateway = LiveKitGateway(request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency)
-    registry = ServerRegistry(sessions, SecretBox(secret_key), settings.default_server)
+    box = SecretBox(secret_key)
+    registry = ServerRegistry(sessions, box, settings.default_server)
+    deliverer = Deliverer(sessions, box, timeout=settings.webhook_timeout)
     follower = ServerFollower(registry, gateway, interval=settings.refresh_seconds)
     lifecycle = Lifecycle(sessions, gateway, audit)
     key = invite_key(secret_key)
@@ -159,6 +172,9 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
         lifecycle=lifecycle,
         meetings=meetings,
         joins=JoinService(sessions, audit, gateway, lifecycle, key),
+        webhooks=WebhookService(sessions, policy, box, on_queued=deliverer.wake),
+        outbox=Outbox(sessions),
+        deliverer=deliverer,
     )
 
 
@@ -209,6 +225,7 @@ def build(settings: Settings) -> Services:
     )
     try:
         svc.follower.start()
+        svc.deliverer.start()
         users.ensure_first_admin(settings.admin_username, settings.admin_password)
     except Exception:
         svc.close()

@@ -42,6 +42,7 @@ PAGES = [
     ("Meetings", "tokens", "tokens.py", "Tokens", ":material/key:"),
     ("Admin", "settings", "settings.py", "Servers", ":material/dns:"),
     ("Admin", "users", "users.py", "Users", ":material/group:"),
+    ("Admin", "webhooks", "webhooks.py", "Webhooks", ":material/webhook:"),
     ("Admin", "audit", "audit.py", "Audit", ":material/history_edu:"),
     ("Admin", "api_keys", "api_keys.py", "API keys", ":material/vpn_key:"),
     ("Account", "account", "account.py", "Account", ":material/account_circle:"),

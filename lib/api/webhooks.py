@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from ..config import ServerConfig
 from ..history.webhooks import WebhookInvalid, WebhookMalformed, WebhookRejected, to_events, verify
+from ..outbound.events import LIVEKIT_EVENTS
 from .signin import client_address
 from .state import services_of
 
@@ -82,6 +83,8 @@ async def livekit_webhook(request: Request) -> JSONResponse:
     except WebhookInvalid as exc:
         log.warning("webhook from %s signed by %s but not valid: %s", client_address(request), server.name, exc)
         return _error(f"the webhook event is not valid: {exc}", 400)
+    if event.event in LIVEKIT_EVENTS:
+        await _queue_outgoing(request, server.name, event)
     history = svc.history
     if history is None:
         return _error("the history store is not running", 503)
@@ -95,3 +98,17 @@ async def livekit_webhook(request: Request) -> JSONResponse:
     if not fresh:
         return JSONResponse({"stored": 0, "duplicate": True})
     return JSONResponse({"stored": len(fresh)})
+
+
+async def _queue_outgoing(request: Request, server: str, event: WebhookEvent) -> None:
+    """The outgoing webhook this event makes (lib/outbound/): rows in the outbox, never a request
+    to a receiver. A failure is logged and leaves the answer as history makes it."""
+    svc = services_of(request)
+    p = event.participant
+    try:
+        queued = await run_in_threadpool(svc.outbox.livekit_event, server, event.event, event.id, event.room.name, event.room.sid, p.identity, p.sid)
+    except Exception:  # noqa: BLE001 - ours: logged; the incoming webhook is still answered
+        log.exception("webhook from %s: its outgoing webhook event could not be queued", client_address(request))
+        return
+    if queued is not None:
+        svc.deliverer.wake()

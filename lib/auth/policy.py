@@ -26,6 +26,7 @@ _DOING = {
     "manage_api_keys": "manage API keys",
     "read_live": "see live rooms",
     "read_history": "read the history",
+    "manage_webhooks": "manage webhooks",
 }
 
 

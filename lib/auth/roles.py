@@ -28,6 +28,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "tokens": frozenset({"admin", "operator", "host"}),
     "meetings": frozenset({"admin", "host"}),
     "api_keys": frozenset({"admin"}),
+    "webhooks": frozenset({"admin"}),
 }
 
 # Actions beyond seeing a page; the services check them (lib/auth/policy.py).
@@ -42,9 +43,10 @@ CAPABILITY_ROLES: dict[str, frozenset[str]] = {
     "issue_tokens": frozenset({"admin", "operator", "host"}),  # sign LiveKit access tokens
     # Without it, tokens only for the rooms of meetings one hosts (lib/tokens.py).
     "issue_tokens_any_room": frozenset({"admin", "operator"}),
-    "manage_api_keys": frozenset({"admin"}),
-    "read_live": frozenset({"admin", "operator"}),
-    "read_history": frozenset({"admin", "operator", "analyst"}),  # the History page's charts as data  # every room, participant and agent (the Rooms page's view)  # create and revoke REST API keys
+    "manage_api_keys": frozenset({"admin"}),  # create and revoke REST API keys
+    "read_live": frozenset({"admin", "operator"}),  # every room, participant and agent (the Rooms page's view)
+    "read_history": frozenset({"admin", "operator", "analyst"}),  # the History page's charts as data
+    "manage_webhooks": frozenset({"admin"}),  # outgoing webhook receivers (lib/outbound/)
 }
 
 

@@ -31,6 +31,7 @@ from ..auth.policy import ActionError
 from ..livekit.errors import Category, GatewayError
 from ..livekit.gateway import LiveKitGateway
 from ..models import Meeting, Occurrence, SchedulerBeat, Transition, as_utc, utcnow
+from ..outbound import events as webhook_events, outbox
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,11 @@ def _server_key(server: str) -> str:
     return f"LiveKit server {server}"
 
 
+def _webhook_data(due: _Due, to_status: str, actor: str) -> dict[str, object]:
+    occurrence = webhook_events.OccurrenceRef(due.id, due.room_name, due.starts_at, due.ends_at)
+    return webhook_events.meeting_data(due.meeting_id, due.title, due.server, occurrence, to_status, actor)
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -359,6 +365,8 @@ class Lifecycle:
             if result.rowcount != 1:
                 return False
             session.add(Transition(occurrence_id=due.id, from_status=due.status, to_status=to_status, actor=actor[:64], at=now))
+            # Outgoing webhooks: queued with the change, so the event exists exactly when it does.
+            outbox.enqueue(session, webhook_events.MEETING_TRANSITIONS[to_status], _webhook_data(due, to_status, actor), now)
         return True
 
     @staticmethod

@@ -27,6 +27,7 @@ from ..auth.policy import Actor, ActionError, Forbidden, Invalid, Policy
 from ..livekit.gateway import LiveKitGateway
 from ..livekit.tokens import Grants, IssuedToken, TokenRequest, build_token
 from ..models import CoHost, Invitee, JoinGrant, Meeting, Occurrence, User, as_utc, utcnow
+from ..outbound import events as webhook_events, outbox
 from . import ics, invites, labels
 from ..history.sessions import room_participant_spans
 from ..history.store import HistoryStore
@@ -233,12 +234,17 @@ class MeetingService:
                 )  # fmt: skip
                 s.add(m)
                 s.flush()
-                s.add_all(
+                added = [
                     Occurrence(meeting_id=m.id, starts_at=a, ends_at=b, original_start=a, status=SCHEDULED, room_name=new_room_name())
                     for a, b in plan.times
-                )
+                ]
+                s.add_all(added)
                 self._write_people(s, m.id, plan)
                 meeting_id = m.id
+                s.flush()
+                refs = [webhook_events.OccurrenceRef(o.id, o.room_name, a, b) for o, (a, b) in zip(added, plan.times)]
+                data = webhook_events.scheduled_data(m.id, plan.title, draft.server, refs, instant, actor.name)
+                outbox.enqueue(s, webhook_events.MEETING_SCHEDULED, data, now)
             outcome.detail = f"meeting {meeting_id}, {len(plan.times)} occurrence(s) from {plan.times[0][0]:%Y-%m-%d %H:%M} UTC on {draft.server}"
         return self.get(actor, meeting_id)
 
@@ -276,6 +282,10 @@ class MeetingService:
         except LifecycleError as exc:
             with self._sessions.begin() as s:
                 s.execute(delete(Meeting).where(Meeting.id == meeting.id))
+                # Its meeting.scheduled went out with it: receivers learn it is gone.
+                ref = webhook_events.OccurrenceRef(occurrence.id, occurrence.room_name, occurrence.starts_at, occurrence.ends_at)
+                data = webhook_events.meeting_data(meeting.id, meeting.title, meeting.server, ref, CANCELLED, actor.name)
+                outbox.enqueue(s, webhook_events.MEETING_CANCELLED, data, self._clock())
             raise ActionError(f"The meeting was not started: {exc}") from None
         return self.get(actor, meeting.id)
 

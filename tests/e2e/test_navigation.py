@@ -10,9 +10,9 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USER, APP_TIMEOUT_MS, VIEWPORT, goto, sign_in, wait_idle
 
-ADMIN_PAGES = ("/overview", "/rooms", "/agents", "/history", "/sessions", "/tokens", "/servers", "/users", "/audit", "/api-keys", "/account")
+ADMIN_PAGES = ("/overview", "/rooms", "/agents", "/history", "/sessions", "/tokens", "/servers", "/users", "/webhooks", "/audit", "/api-keys", "/account")
 TITLES = {"/overview": "Overview", "/rooms": "Rooms", "/agents": "Agents", "/history": "History", "/sessions": "Sessions",
-          "/tokens": "Tokens", "/servers": "Servers", "/users": "Users", "/audit": "Audit", "/api-keys": "API keys",
+          "/tokens": "Tokens", "/servers": "Servers", "/users": "Users", "/webhooks": "Webhooks", "/audit": "Audit", "/api-keys": "API keys",
           "/account": "Account"}  # fmt: skip
 
 

@@ -32,11 +32,13 @@ from tests.integration.test_auth import NO_SECRETS_FILE, page_request, sent_to_s
 pytestmark = pytest.mark.integration
 
 PAGES = REPO_ROOT / "pages"
-PAGE_IDS = ("overview", "rooms", "agents", "history", "sessions", "meetings", "tokens", "settings", "users", "audit", "api_keys", "account")
+PAGE_IDS = (
+    "overview", "rooms", "agents", "history", "sessions", "meetings", "tokens", "settings", "users", "webhooks", "audit", "api_keys", "account",
+)  # fmt: skip
 TITLES = {
     "overview": "Overview", "rooms": "Rooms", "agents": "Agents", "history": "History", "sessions": "Sessions",
-    "meetings": "Meetings", "tokens": "Tokens", "settings": "Servers", "users": "Users", "audit": "Audit", "api_keys": "API keys",
-    "account": "Account",
+    "meetings": "Meetings", "tokens": "Tokens", "settings": "Servers", "users": "Users", "webhooks": "Webhooks", "audit": "Audit",
+    "api_keys": "API keys", "account": "Account",
 }  # fmt: skip
 # Written out by hand so that a wrong edit of PAGE_ROLES fails here, not only moves the matrix.
 EXPECTED_PAGES = {

@@ -27,6 +27,7 @@ SCHEMA_TABLES = {
     "users", "login_sessions", "login_attempts", "audit_events", "servers", "change_versions",
     "meetings", "occurrences", "meeting_cohosts", "meeting_invitees", "meeting_transitions",
     "join_grants", "join_attempts", "scheduler_heartbeats",
+    "webhook_receivers", "webhook_events", "webhook_deliveries",
 }  # fmt: skip
 
 
