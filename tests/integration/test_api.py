@@ -35,6 +35,7 @@ from lib.config import REPO_ROOT, load_settings
 from lib.livekit.devserver import DevServer
 from lib.models import ApiKey
 from tests.app_process import base_env
+from tests.integration.test_outgoing_webhooks import Receiver, recipe, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -272,6 +273,12 @@ def test_bad_input_is_a_422_problem_and_nothing_is_created(api: Api) -> None:
 
 def test_a_meeting_made_with_an_api_key_is_started_by_the_sidecar_joined_and_ended_through_the_api(api: Api, lk_api, participants) -> None:  # type: ignore[no-untyped-def]
     host = api.as_role("host")
+    receiver = Receiver()
+    registered = api.client.post(
+        "/api/v1/admin/webhooks", json={"url": receiver.url, "events": ["meeting.started", "meeting.ended"]}, headers=api.as_role("admin")
+    )
+    assert registered.status_code == 201, registered.text
+    signing_secret = registered.json()["secret"]
     made = api.client.post("/api/v1/meetings", json=meeting_body("API meeting", datetime.now(timezone.utc) - timedelta(seconds=5), password="letmein"), headers=host)
     assert made.status_code == 201, made.text
     meeting = made.json()
@@ -301,6 +308,18 @@ def test_a_meeting_made_with_an_api_key_is_started_by_the_sidecar_joined_and_end
     rooms = lk_api.call(lambda lk: lk.room.list_rooms(lkapi.ListRoomsRequest(names=[occurrence["room"]])))
     assert list(rooms.rooms) == [], "ending through the API deleted the room"
     assert participants.wait_disconnected(guest, timeout=15)
+
+    def mine() -> list[dict[str, Any]]:
+        return [r.event for r in receiver.received if r.event["data"].get("occurrence_id") == occurrence["id"]]  # type: ignore[union-attr]
+
+    try:
+        assert wait_for(lambda: {e["type"] for e in mine()} == {"meeting.started", "meeting.ended"}, timeout=30), [r.event for r in receiver.received]
+        verify = recipe().verify
+        assert all(verify(signing_secret, r.headers["x-dashboard-signature"], r.body) for r in receiver.received)
+        assert not verify("whsec_not-the-secret", receiver.received[0].headers["x-dashboard-signature"], receiver.received[0].body)
+    finally:
+        receiver.close()
+        api.client.delete(f"/api/v1/admin/webhooks/{registered.json()['receiver']['id']}", headers=api.as_role("admin"))
 
 
 # ----- rooms and tokens ------------------------------------------------------------------------
@@ -457,8 +476,8 @@ def test_the_audit_trail_pages_with_a_cursor_and_comes_as_csv(api: Api) -> None:
     for _ in range(3):
         api.client.get("/api/v1/admin/servers", headers=api.as_role("analyst"))  # refused, audited
     seen, cursor = [], None
-    for _ in range(50):
-        params: dict[str, Any] = {"limit": 2, "result": "refused"}
+    for _ in range(1000):
+        params: dict[str, Any] = {"limit": 7, "result": "refused"}
         if cursor:
             params["cursor"] = cursor
         page = api.client.get("/api/v1/admin/audit", params=params, headers=admin).json()
@@ -487,3 +506,30 @@ def test_an_api_key_made_through_the_api_works_until_revoked(api: Api) -> None:
     assert api.client.delete("/api/v1/admin/api-keys/999999", headers=admin).status_code == 404
     past = api.client.post("/api/v1/admin/api-keys", json={"name": "old", "role": "analyst", "expires_at": "2020-01-01T00:00:00Z"}, headers=admin)
     assert past.status_code == 422
+
+
+def test_webhook_receivers_through_the_api_show_their_secret_once_and_their_deliveries(api: Api) -> None:
+    admin = api.as_role("admin")
+    receiver = Receiver()
+    try:
+        made = api.client.post("/api/v1/admin/webhooks", json={"url": receiver.url, "events": ["room.started"], "description": "ops"}, headers=admin)
+        assert made.status_code == 201, made.text
+        secret, rid = made.json()["secret"], made.json()["receiver"]["id"]
+        listed = api.client.get("/api/v1/admin/webhooks", headers=admin)
+        assert rid in [r["id"] for r in listed.json()] and secret not in listed.text
+        assert api.client.post(f"/api/v1/admin/webhooks/{rid}/pause", json={"reason": "maintenance"}, headers=admin).json()["state"] == "paused"
+        assert api.client.post(f"/api/v1/admin/webhooks/{rid}/resume", headers=admin).json()["state"] == "active"
+        sent = api.client.post(f"/api/v1/admin/webhooks/{rid}/test", headers=admin).json()["delivery_id"]
+        assert wait_for(lambda: any(r.event["type"] == "ping" for r in receiver.received))
+        assert recipe().verify(secret, receiver.received[-1].headers["x-dashboard-signature"], receiver.received[-1].body)
+        delivered = api.client.get("/api/v1/admin/webhooks/deliveries", params={"receiver": rid}, headers=admin).json()
+        assert wait_for(lambda: any(d["id"] == sent and d["status"] == "delivered" for d in api.client.get(
+            "/api/v1/admin/webhooks/deliveries", params={"receiver": rid}, headers=admin).json())), delivered
+        changed = api.client.put(f"/api/v1/admin/webhooks/{rid}", json={"events": ["room.started", "room.finished"]}, headers=admin)
+        assert changed.status_code == 200 and changed.json()["events"] == ["room.started", "room.finished"]
+        for bad in ({"url": "ftp://x", "events": ["room.started"]}, {"url": receiver.url, "events": ["nope"]}, {"url": receiver.url, "events": []}):
+            assert api.client.post("/api/v1/admin/webhooks", json=bad, headers=admin).status_code == 422, bad
+        assert api.client.delete(f"/api/v1/admin/webhooks/{rid}", headers=admin).status_code == 204
+        assert api.client.post(f"/api/v1/admin/webhooks/{rid}/pause", json={}, headers=admin).status_code == 404
+    finally:
+        receiver.close()

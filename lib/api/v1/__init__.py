@@ -20,6 +20,7 @@ from .deps import Caller, RateLimiter, caller, services
 from .admin import router as admin_router
 from .docs import router as docs_router
 from .history import router as history_router
+from .hooks import router as hooks_router
 from .live import router as live_router
 from .meetings import ERRORS
 from .meetings import join_router
@@ -29,7 +30,8 @@ from .problems import install
 VERSION = "1.0.0"
 PREFIX = "/v1"
 DESCRIPTION = """The LiveKit dashboard's REST API: meetings, the join token, tokens, live rooms and
-their controls, the History charts' data, and administration (servers, users, audit, API keys).
+their controls, the History charts' data, and administration (servers, users, audit, API keys,
+outgoing webhooks).
 
 **Authentication.** Send an API key as `Authorization: Bearer <key>` (an admin creates one with
 `python -m lib.auth create-api-key NAME --role ROLE [--owner USER]`; it acts as that user with
@@ -75,7 +77,7 @@ def build_api(*, rate: float | None = None, burst: int = 60) -> FastAPI:
     return api
 
 
-ROUTERS = (meetings_router, join_router, live_router, history_router, admin_router)
+ROUTERS = (meetings_router, join_router, live_router, history_router, admin_router, hooks_router)
 
 
 def operations(api: FastAPI) -> list[tuple[str, APIRoute]]:

@@ -16,6 +16,8 @@ from ...auth.apikeys import KeyNotFound
 from ...auth.policy import ActionError, Forbidden, Invalid
 from ...livekit.errors import Category, GatewayError
 from ...meetings.join import JoinRefused
+from ...outbound.service import Conflict as ReceiverChanged
+from ...outbound.service import NotFound as ReceiverNotFound
 from ...meetings.views import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,13 @@ def unauthenticated() -> ApiProblem:
 
 def service_error(exc: ActionError) -> JSONResponse:
     """A service's typed error as the problem that says it."""
-    if isinstance(exc, (NotFound, KeyNotFound)):  # before Forbidden: another host's meeting is "not found"
+    if isinstance(exc, (NotFound, KeyNotFound, ReceiverNotFound)):  # before Forbidden: another host's meeting is "not found"
         return problem(404, "not_found", str(exc))
     if isinstance(exc, JoinRefused):
         return problem(403, "join_refused", str(exc))
     if isinstance(exc, Forbidden):
         return problem(403, "forbidden", str(exc))
-    if isinstance(exc, Conflict):
+    if isinstance(exc, (Conflict, ReceiverChanged)):
         return problem(409, "conflict", str(exc))
     if isinstance(exc, Invalid):
         return problem(422, "invalid", str(exc))
