@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 import streamlit as st
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from lib import logs, services
 from lib.api.health import healthz
+from lib.api.mount import api_mount
 from lib.api.v1 import build_api
 from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
@@ -70,7 +71,7 @@ app = st.App(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/livekit", livekit_webhook, methods=["POST"]),
         *AUTH_ROUTES,
-        Mount("/api", app=build_api()),
+        api_mount("/api", build_api()),
     ],
     # ClientAddressMiddleware first, so the sign-in redirect, the routes and Streamlit's websocket
     # (page scripts) all see the client address resolved from DASHBOARD_TRUSTED_PROXIES. Routes

@@ -664,8 +664,16 @@ class LiveKitGateway:
         return room_from_proto(server, self._call(server, lambda c: c.room.update_room_metadata(request)))
 
     def mute_track(self, server: str, room: str, identity: str, track_sid: str, muted: bool) -> Track:
+        # livekit-server answers a mute in a missing room or of a missing participant with
+        # "unavailable: no response from servers" after 3 s, and one of a missing track with an
+        # empty track: ask for the participant first (a track just published may not be listed
+        # yet, so the track is judged by the answer), so each is a quick NOT_FOUND.
+        who = api.RoomParticipantIdentity(room=room, identity=identity)
+        self._call(server, lambda c: c.room.get_participant(who))
         request = api.MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted)
         response = self._call(server, lambda c: c.room.mute_published_track(request))
+        if not response.track.sid:
+            raise GatewayError(Category.NOT_FOUND, f"{identity} in {room} has no track {track_sid}", server)
         return track_from_proto(response.track)
 
     def remove_participant(self, server: str, room: str, identity: str) -> None:

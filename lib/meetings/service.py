@@ -172,6 +172,8 @@ class MeetingService:
                 times = tuple(expand(draft.recurrence, draft.start, end - start, draft.time_zone))
         except (TimeError, RecurrenceError) as exc:
             raise Invalid(str(exc)) from None
+        except OverflowError:  # a time near year 1 or 9999 moved past the calendar by its zone or a series
+            raise Invalid("That date is too far in the past or the future.") from None
         if not editing and times[-1][1] <= self._clock():
             raise Invalid("That meeting would already be over: pick a start and end ahead of now.")
         invitees = None

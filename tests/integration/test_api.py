@@ -22,10 +22,10 @@ import pytest
 from livekit import api as lkapi
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from lib import services
+from lib.api.mount import api_mount
 from lib.api.state import ProvideServices
 from lib.api.v1 import build_api
 from lib.auth.policy import Actor
@@ -57,7 +57,7 @@ class Api:
 
 def build_app(svc: services.Services, **limits: Any) -> Starlette:
     """The API as app.py mounts it, over these services."""
-    return Starlette(routes=[Mount("/api", app=build_api(**limits))], middleware=[Middleware(ProvideServices, services=lambda: svc)])
+    return Starlette(routes=[api_mount("/api", build_api(**limits))], middleware=[Middleware(ProvideServices, services=lambda: svc)])
 
 
 @pytest.fixture(scope="module")

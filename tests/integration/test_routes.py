@@ -259,3 +259,13 @@ def test_healthz_of_services_without_a_history_store_says_so(serve, livekit_serv
     client = serve(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
     _, body, _ = healthz(client)
     assert body["history"] is None and body["collector"] is None and body["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/servers/%0A/rooms", "/api/v1/meetings/1%0A", "/api/v1/nowhere%0A"])
+def test_an_api_path_with_a_newline_is_answered_by_the_api(serve, livekit_server: DevServer, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Starlette's Mount pattern stops at a newline: without DOTALL such a path fell through to
+    Streamlit, which answered with its HTML page."""
+    client = serve(livekit_server.ws_url, livekit_server.api_key, livekit_server.api_secret)
+    answer = client.get(path)
+    assert answer.status_code in (401, 404), answer.text[:200]
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text[:200]

@@ -8,7 +8,7 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...meetings.attendance import AttendanceRow, attendance_csv
@@ -28,8 +28,11 @@ HOSTS = caller("host_meetings")
 Status = Literal["scheduled", "active", "ended", "cancelled"]
 Frequency = Literal[FREQUENCIES]  # type: ignore[valid-type]
 ERRORS: dict[int | str, dict[str, object]] = {
-    s: {"model": Problem, "content": {"application/problem+json": {}}} for s in (401, 403, 404, 409, 422, 429, 502)
+    s: {"model": Problem, "content": {"application/problem+json": {}}} for s in (400, 401, 403, 404, 409, 422, 429, 502)
 }
+# Ids are INTEGER columns: 32 bits on PostgreSQL. Past that a lookup failed in the driver (500).
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -79,7 +82,7 @@ class MeetingIn(Strict):
         return MeetingDraft(
             title=self.title, server=self.server, start=self.start, end=self.end, time_zone=self.time_zone,
             description=self.description, fold=self.fold, private=self.private, password=self.password,
-            invitees="\n".join(self.invitees), cohosts=tuple(self.cohosts), max_participants=self.max_participants,
+            invitees="\n".join(self.invitees or ()), cohosts=tuple(self.cohosts), max_participants=self.max_participants,
             early_join_minutes=self.early_join_minutes, guests_before_host=self.guests_before_host, keep_chat=self.keep_chat,
             recurrence=self.recurrence.rule() if self.recurrence else None,
         )  # fmt: skip
@@ -89,7 +92,7 @@ class MeetingUpdate(MeetingIn):
     """The whole meeting as it should be, as read at `version`. `password` absent keeps the
     one set, "" removes it; `invitees` absent keeps the list."""
 
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_ID)
     invitees: list[Annotated[str, Field(max_length=320)]] | None = Field(None, max_length=1000)  # type: ignore[assignment]
 
     def draft(self) -> MeetingDraft:
@@ -297,43 +300,43 @@ def start_instant(
 
 
 @router.get("/meetings/{meeting_id}", response_model=MeetingOut, responses=ERRORS, summary="One meeting with its occurrences")
-def get_meeting(meeting_id: int, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
+def get_meeting(meeting_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
     return MeetingOut.of(services(request).meetings.get(who.actor, meeting_id))
 
 
 @router.put("/meetings/{meeting_id}", response_model=MeetingOut, responses=ERRORS, summary="Change a meeting (or a whole series)")
-def update_meeting(meeting_id: int, body: MeetingUpdate, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
+def update_meeting(meeting_id: Id, body: MeetingUpdate, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
     return MeetingOut.of(services(request).meetings.update(who.actor, meeting_id, body.version, body.draft()))
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses=ERRORS, summary="Cancel a meeting (every occurrence not over)")
-def cancel_meeting(meeting_id: int, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
+def cancel_meeting(meeting_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
     return MeetingOut.of(services(request).meetings.cancel(who.actor, meeting_id))
 
 
 @router.post("/occurrences/{occurrence_id}/cancel", response_model=MeetingOut, responses=ERRORS, summary="Cancel one occurrence")
-def cancel_occurrence(occurrence_id: int, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
+def cancel_occurrence(occurrence_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
     return MeetingOut.of(services(request).meetings.cancel_occurrence(who.actor, occurrence_id))
 
 
 @router.post("/occurrences/{occurrence_id}/end", response_model=MeetingOut, responses=ERRORS, summary="End an occurrence now for everyone (its room is deleted)")
-def end_occurrence(occurrence_id: int, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
+def end_occurrence(occurrence_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> MeetingOut:
     return MeetingOut.of(services(request).meetings.end_now(who.actor, occurrence_id))
 
 
 @router.get("/meetings/{meeting_id}/invitees", response_model=InviteesOut, responses=ERRORS, summary="The invitees of a private meeting")
-def list_invitees(meeting_id: int, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
+def list_invitees(meeting_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
     return InviteesOut(meeting_id=meeting_id, invitees=list(services(request).meetings.get(who.actor, meeting_id).invitees))
 
 
 @router.post("/meetings/{meeting_id}/invitees", response_model=InviteesOut, responses=ERRORS, summary="Add invitees")
-def add_invitees(meeting_id: int, body: InviteesIn, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
+def add_invitees(meeting_id: Id, body: InviteesIn, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
     meeting = services(request).meetings.set_invitees(who.actor, meeting_id, "\n".join(body.emails), add=True)
     return InviteesOut(meeting_id=meeting_id, invitees=list(meeting.invitees))
 
 
 @router.delete("/meetings/{meeting_id}/invitees/{email}", response_model=InviteesOut, responses=ERRORS, summary="Remove an invitee")
-def remove_invitee(meeting_id: int, email: str, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
+def remove_invitee(meeting_id: Id, email: str, request: Request, who: Caller = Depends(HOSTS)) -> InviteesOut:
     meeting = services(request).meetings.remove_invitee(who.actor, meeting_id, email)
     return InviteesOut(meeting_id=meeting_id, invitees=list(meeting.invitees))
 
@@ -342,7 +345,7 @@ def remove_invitee(meeting_id: int, email: str, request: Request, who: Caller = 
     "/meetings/{meeting_id}/calendar.ics", responses={**ERRORS, 200: {"content": {"text/calendar": {}}, "description": "an iCalendar file"}},
     response_class=Response, summary="The meeting as an iCalendar file",
 )  # fmt: skip
-def calendar(meeting_id: int, request: Request, who: Caller = Depends(HOSTS)) -> Response:
+def calendar(meeting_id: Id, request: Request, who: Caller = Depends(HOSTS)) -> Response:
     body = services(request).meetings.calendar(who.actor, meeting_id)
     return Response(body, media_type="text/calendar; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="meeting-{meeting_id}.ics"'})
 
@@ -352,7 +355,7 @@ def calendar(meeting_id: int, request: Request, who: Caller = Depends(HOSTS)) ->
     responses={**ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}, "description": "who attended"}},
     summary="Who attended an occurrence (JSON, or CSV with format=csv)",
 )  # fmt: skip
-def attendance(occurrence_id: int, request: Request, who: Caller = Depends(HOSTS), format: Literal["json", "csv"] = "json") -> object:
+def attendance(occurrence_id: Id, request: Request, who: Caller = Depends(HOSTS), format: Literal["json", "csv"] = "json") -> object:
     rows = services(request).meetings.attendance(who.actor, occurrence_id)
     if format == "csv":
         return Response(attendance_csv(rows), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="attendance-{occurrence_id}.csv"'})
