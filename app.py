@@ -17,6 +17,7 @@ from lib.api.mount import api_mount
 from lib.api.v1 import build_api
 from lib.api.state import ProvideServices
 from lib.api.webhooks import livekit_webhook
+from lib.api.server_socket import take_over_connections
 from lib.auth.addresses import ClientAddressMiddleware, take_over_proxy_headers
 from lib.api.signin import ROUTES as AUTH_ROUTES
 from lib.api.signin import SignInRedirect
@@ -86,3 +87,5 @@ app = st.App(
 # uvicorn would otherwise replace the peer with X-Forwarded-For from 127.0.0.1 before the
 # middleware above runs; the why is in take_over_proxy_headers.
 take_over_proxy_headers(app)
+# Nagle off on every connection (the why is in lib/api/server_socket.py).
+take_over_connections()
