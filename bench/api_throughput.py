@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import insert
 
 from lib import services
-from lib.api.v1.meetings import _after
+from lib.api.v1.cursors import decode as cursor_position
 from lib.auth.policy import Actor
 from lib.config import load_settings
 from lib.models import Meeting, Occurrence, utcnow
@@ -174,7 +174,7 @@ def main(argv: list[str]) -> None:
             seen = sum(len(s["rooms"]) for s in rooms)
             people = sum(len(r["participants"]) for s in rooms for r in s["rooms"])
             print(f"GET /api/v1/rooms lists {seen} rooms with {people} participants; deep cursor after {deep} pages")
-            after = _after(cursor)
+            after = cursor_position(cursor)
 
             reads = {
                 "GET /api/v1/rooms": ("/api/v1/rooms", {}, lambda: svc.control.snapshot(actor, max_age=1.0)),

@@ -100,3 +100,17 @@ def test_muting_a_track_that_is_not_there_is_not_found(api: Api, participants, u
             assert problem(answer)["code"] == "not_found"
     finally:
         api.client.delete(f"/api/v1/servers/default/rooms/{room}", headers=op)
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("DELETE", f"/api/v1/admin/api-keys/{2**40}"),
+        ("POST", f"/api/v1/admin/webhooks/{2**40}/resume"),
+        ("GET", f"/api/v1/admin/webhooks/deliveries?receiver={2**40}"),
+        ("GET", f"/api/v1/history/concurrency?meeting={2**40}"),
+    ],
+)
+def test_an_id_past_the_database_s_integers_is_a_422_not_a_500(api: Api, method: str, path: str) -> None:
+    answer = api.client.request(method, path, headers=api.as_role("admin"))
+    assert answer.status_code == 422, answer.text

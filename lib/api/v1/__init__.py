@@ -22,10 +22,10 @@ from .docs import router as docs_router
 from .history import router as history_router
 from .hooks import router as hooks_router
 from .live import router as live_router
-from .meetings import ERRORS
 from .meetings import join_router
 from .meetings import router as meetings_router
 from .problems import install
+from .schema import ERRORS
 
 VERSION = "1.0.0"
 PREFIX = "/v1"

@@ -18,7 +18,7 @@ from ...config import ServerConfig
 from ...livekit.gateway import ConnectionResult
 from . import cursors
 from .deps import Caller, caller, services
-from .meetings import ERRORS, Strict
+from .schema import ERRORS, Id, Strict
 from .problems import ApiProblem
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -264,5 +264,5 @@ def create_key(body: ApiKeyIn, request: Request, who: Caller = Depends(KEYS)) ->
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, responses=ERRORS, summary="Revoke an API key")
-def revoke_key(key_id: int, request: Request, who: Caller = Depends(KEYS)) -> ApiKeyOut:
+def revoke_key(key_id: Id, request: Request, who: Caller = Depends(KEYS)) -> ApiKeyOut:
     return ApiKeyOut.of(services(request).api_keys.revoke(who.actor, key_id))

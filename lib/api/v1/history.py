@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ...history.reports import CHARTS
 from . import cursors
 from .deps import Caller, caller, services
-from .meetings import ERRORS
+from .schema import ERRORS, QueryId
 
 router = APIRouter(tags=["history"])
 READERS = caller("read_history")
@@ -44,7 +44,7 @@ def chart(
     until: Annotated[datetime | None, Query(description="with offset; default: now")] = None,
     server: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query(max_length=100)] = None,
     room: Annotated[list[Annotated[str, Query(max_length=256)]] | None, Query(max_length=1000)] = None,
-    meeting: Annotated[list[int] | None, Query(max_length=100, description="only these meetings' rooms")] = None,
+    meeting: Annotated[list[QueryId] | None, Query(max_length=100, description="only these meetings' rooms")] = None,
     format: Literal["json", "csv", "parquet"] = "json",
 ) -> object:
     end = cursors.require_offset(until, "until") or datetime.now(timezone.utc)

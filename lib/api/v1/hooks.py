@@ -14,7 +14,7 @@ from ...outbound.events import EVENT_TYPES
 from ...outbound.outbox import DELIVERY_STATUSES
 from ...outbound.service import DeliveryView, ReceiverView
 from .deps import Caller, caller, services
-from .meetings import ERRORS, Strict
+from .schema import ERRORS, Id, QueryId, Strict
 
 router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
 ADMINS = caller("manage_webhooks")
@@ -101,34 +101,34 @@ def add(body: ReceiverIn, request: Request, who: Caller = Depends(ADMINS)) -> Re
 
 
 @router.put("/{receiver_id}", response_model=ReceiverOut, responses=ERRORS, summary="Change what a receiver gets")
-def update(receiver_id: int, body: ReceiverUpdate, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
+def update(receiver_id: Id, body: ReceiverUpdate, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
     return ReceiverOut.of(services(request).webhooks.update(who.actor, receiver_id, body.events, body.description, body.version))
 
 
 @router.delete("/{receiver_id}", status_code=204, responses=ERRORS, summary="Remove a receiver")
-def remove(receiver_id: int, request: Request, who: Caller = Depends(ADMINS)) -> Response:
+def remove(receiver_id: Id, request: Request, who: Caller = Depends(ADMINS)) -> Response:
     services(request).webhooks.remove(who.actor, receiver_id)
     return Response(status_code=204)
 
 
 @router.post("/{receiver_id}/pause", response_model=ReceiverOut, responses=ERRORS, summary="Pause deliveries to a receiver")
-def pause(receiver_id: int, body: PauseIn, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
+def pause(receiver_id: Id, body: PauseIn, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
     return ReceiverOut.of(services(request).webhooks.pause(who.actor, receiver_id, body.reason))
 
 
 @router.post("/{receiver_id}/resume", response_model=ReceiverOut, responses=ERRORS, summary="Resume a paused receiver (its waiting deliveries are due at once)")
-def resume(receiver_id: int, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
+def resume(receiver_id: Id, request: Request, who: Caller = Depends(ADMINS)) -> ReceiverOut:
     return ReceiverOut.of(services(request).webhooks.resume(who.actor, receiver_id))
 
 
 @router.post("/{receiver_id}/test", response_model=TestSent, responses=ERRORS, summary="Send a signed ping")
-def test(receiver_id: int, request: Request, who: Caller = Depends(ADMINS)) -> TestSent:
+def test(receiver_id: Id, request: Request, who: Caller = Depends(ADMINS)) -> TestSent:
     return TestSent(delivery_id=services(request).webhooks.test(who.actor, receiver_id))
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut], responses=ERRORS, summary="Deliveries, newest first")
 def deliveries(
-    request: Request, who: Caller = Depends(ADMINS), receiver: int | None = None, status: DeliveryStatus | None = None,
+    request: Request, who: Caller = Depends(ADMINS), receiver: QueryId | None = None, status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[DeliveryOut]:  # fmt: skip
     return [DeliveryOut.of(d) for d in services(request).webhooks.deliveries(who.actor, receiver_id=receiver, status=status, limit=limit)]

@@ -18,7 +18,7 @@ from ...livekit.records import AgentDispatch, Participant, Room, Track
 from ...livekit.tokens import SOURCES, Grants, TokenError, TokenRequest
 from .deps import Caller, caller, services
 from .idempotency import run_once
-from .meetings import ERRORS, Strict
+from .schema import ERRORS, Strict
 
 router = APIRouter()
 READERS = caller("read_live")

@@ -8,8 +8,8 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from ...meetings.attendance import AttendanceRow, attendance_csv
 from ...meetings.join import JoinRequest
@@ -20,23 +20,14 @@ from ...auth.policy import Invalid
 from . import cursors
 from .deps import Caller, address, caller, limiter, services
 from .idempotency import run_once
-from .problems import ApiProblem, Problem
+from .problems import ApiProblem
+from .schema import ERRORS, MAX_ID, Id, Strict
 
 router = APIRouter(tags=["meetings"])
 join_router = APIRouter(tags=["join"])
 HOSTS = caller("host_meetings")
 Status = Literal["scheduled", "active", "ended", "cancelled"]
 Frequency = Literal[FREQUENCIES]  # type: ignore[valid-type]
-ERRORS: dict[int | str, dict[str, object]] = {
-    s: {"model": Problem, "content": {"application/problem+json": {}}} for s in (400, 401, 403, 404, 409, 422, 429, 502)
-}
-# Ids are INTEGER columns: 32 bits on PostgreSQL. Past that a lookup failed in the driver (500).
-MAX_ID = 2**31 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RecurrenceIn(Strict):
