@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -29,6 +30,12 @@ RoomModel = TypeAdapter(Room)
 DispatchModel = TypeAdapter(AgentDispatch)
 
 
+def plain(p: Participant) -> Participant:
+    """The participant as an answer can carry it: its attributes are a read-only mapping, which
+    pydantic does not serialize, so the answer gets a plain copy."""
+    return dataclasses.replace(p, attributes=dict(p.attributes))
+
+
 class RoomOut(BaseModel):
     room: Room
     participants: list[Participant]
@@ -48,7 +55,7 @@ class ServerLive(BaseModel):
         shown = view.current or view.last_good
         error = view.snapshot.error if view.snapshot is not None and not view.snapshot.ok else None
         rooms = [
-            RoomOut(room=r.room, participants=list(r.participants), dispatches=list(r.dispatches), error=str(r.error) if r.error else None)
+            RoomOut(room=r.room, participants=[plain(p) for p in r.participants], dispatches=list(r.dispatches), error=str(r.error) if r.error else None)
             for r in (shown.rooms if shown is not None else ())
         ]
         return cls(server=view.server, taken_at=shown.taken_at if shown else None, stale=view.stale, error=str(error) if error else None, rooms=rooms)
@@ -201,13 +208,13 @@ def remove_participant(server: str, room: str, identity: str, request: Request, 
 
 @router.patch(PARTICIPANT, response_model=Participant, responses=ERRORS, tags=["participants"], summary="Change a participant's name, metadata or attributes")
 def update_participant(server: str, room: str, identity: str, body: ParticipantUpdate, request: Request, who: Caller = Depends(CONTROLLERS)) -> Participant:
-    return services(request).control.update_participant(who.actor, server, room, identity, name=body.name, metadata=body.metadata, attributes=body.attributes)
+    return plain(services(request).control.update_participant(who.actor, server, room, identity, name=body.name, metadata=body.metadata, attributes=body.attributes))
 
 
 @router.put(PARTICIPANT + "/permissions", response_model=Participant, responses=ERRORS, tags=["participants"], summary="Replace a participant's permissions")
 def permissions(server: str, room: str, identity: str, body: PermissionsIn, request: Request, who: Caller = Depends(CONTROLLERS)) -> Participant:
     update = PermissionUpdate(**{**body.model_dump(), "can_publish_sources": tuple(body.can_publish_sources)})
-    return services(request).control.update_permissions(who.actor, server, room, identity, update)
+    return plain(services(request).control.update_permissions(who.actor, server, room, identity, update))
 
 
 @router.put(PARTICIPANT + "/tracks/{track_sid}/muted", response_model=Track, responses=ERRORS, tags=["participants"], summary="Mute or unmute a track")
