@@ -56,7 +56,11 @@ class Api:
 
 def build_app(svc: services.Services, **limits: Any) -> Starlette:
     """The API as app.py mounts it, over these services."""
-    return Starlette(routes=[Mount("/api", app=build_api(**limits))], middleware=[Middleware(ProvideServices, services=lambda: svc)])
+    return build_app_of(svc, build_api(**limits))
+
+
+def build_app_of(svc: services.Services, api: Any) -> Starlette:
+    return Starlette(routes=[Mount("/api", app=api)], middleware=[Middleware(ProvideServices, services=lambda: svc)])
 
 
 @pytest.fixture(scope="module")
@@ -312,6 +316,22 @@ def test_a_meeting_made_with_an_api_key_is_started_by_the_sidecar_joined_and_end
     rooms = lk_api.call(lambda lk: lk.room.list_rooms(lkapi.ListRoomsRequest(names=[occurrence["room"]])))
     assert list(rooms.rooms) == [], "ending through the API deleted the room"
     assert participants.wait_disconnected(guest, timeout=15)
+
+
+def test_an_unexpected_error_is_a_500_problem_and_the_connection_stays_usable(api: Api) -> None:
+    # Starlette's handler for Exception answers and then raises again, and uvicorn then closes
+    # the keep-alive connection: a client's next request on it failed with a reset.
+    app = build_api(rate=0)
+
+    @app.get("/v1/broken")
+    def broken() -> None:
+        raise RuntimeError("a fault")
+
+    with TestClient(build_app_of(api.svc, app), base_url="http://127.0.0.1") as client:  # raises what the app lets escape
+        for _ in range(2):
+            answer = client.get("/api/v1/broken")
+            assert answer.status_code == 500
+            assert problem(answer)["code"] == "internal_error" and "a fault" not in answer.text
 
 
 # ----- rooms and tokens ------------------------------------------------------------------------
