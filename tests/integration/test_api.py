@@ -57,7 +57,11 @@ class Api:
 
 def build_app(svc: services.Services, **limits: Any) -> Starlette:
     """The API as app.py mounts it, over these services."""
-    return Starlette(routes=[api_mount("/api", build_api(**limits))], middleware=[Middleware(ProvideServices, services=lambda: svc)])
+    return build_app_of(svc, build_api(**limits))
+
+
+def build_app_of(svc: services.Services, api: Any) -> Starlette:
+    return Starlette(routes=[api_mount("/api", api)], middleware=[Middleware(ProvideServices, services=lambda: svc)])
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +258,17 @@ def test_another_host_s_meeting_is_not_found(api: Api) -> None:
     assert api.client.get(f"/api/v1/meetings/{made['id']}", headers=api.as_role("admin")).status_code == 200
 
 
+def test_replacing_a_meeting_without_invitees_keeps_its_list(api: Api) -> None:
+    host = api.as_role("host")
+    start = datetime.now(timezone.utc) + timedelta(days=4)
+    made = api.client.post("/api/v1/meetings", json=meeting_body("Kept list", start, private=True, invitees=["kept@example.com"]), headers=host)
+    assert made.status_code == 201, made.text
+    body = {**meeting_body("Kept list, renamed", start, private=True), "version": made.json()["version"]}
+    replaced = api.client.put(f"/api/v1/meetings/{made.json()['id']}", json=body, headers=host)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["title"] == "Kept list, renamed" and replaced.json()["invitees"] == ["kept@example.com"]
+
+
 def test_bad_input_is_a_422_problem_and_nothing_is_created(api: Api) -> None:
     before = len(api.client.get("/api/v1/meetings", params={"limit": 200}, headers=api.as_role("admin")).json()["items"])
     for body in (
@@ -322,6 +337,22 @@ def test_a_meeting_made_with_an_api_key_is_started_by_the_sidecar_joined_and_end
         api.client.delete(f"/api/v1/admin/webhooks/{registered.json()['receiver']['id']}", headers=api.as_role("admin"))
 
 
+def test_an_unexpected_error_is_a_500_problem_and_the_connection_stays_usable(api: Api) -> None:
+    # Starlette's handler for Exception answers and then raises again, and uvicorn then closes
+    # the keep-alive connection: a client's next request on it failed with a reset.
+    app = build_api(rate=0)
+
+    @app.get("/v1/broken")
+    def broken() -> None:
+        raise RuntimeError("a fault")
+
+    with TestClient(build_app_of(api.svc, app), base_url="http://127.0.0.1") as client:  # raises what the app lets escape
+        for _ in range(2):
+            answer = client.get("/api/v1/broken")
+            assert answer.status_code == 500
+            assert problem(answer)["code"] == "internal_error" and "a fault" not in answer.text
+
+
 # ----- rooms and tokens ------------------------------------------------------------------------
 
 
@@ -339,6 +370,28 @@ def test_an_operator_key_creates_lists_and_ends_a_room_on_the_server(api: Api, l
     assert list(lk_api.call(lambda lk: lk.room.list_rooms(lkapi.ListRoomsRequest(names=[room]))).rooms) == []
     missing = api.client.get("/api/v1/servers/nowhere/rooms", headers=op)
     assert missing.status_code == 404 and problem(missing)["code"] == "not_found"
+
+
+def test_the_live_view_lists_a_room_s_participants_and_a_changed_participant_comes_back(api: Api, participants, unique_name) -> None:  # type: ignore[no-untyped-def]
+    # A participant's attributes are a read-only mapping in the records: the answers must still
+    # serialize them (a room with anyone in it was a 500, and so was every participant change).
+    room = unique_name("api-people")
+    op = api.as_role("operator")
+    assert api.client.post("/api/v1/servers/default/rooms", json={"name": room}, headers=op).status_code == 201
+    participants.join(room, "listed")
+    changed = api.client.patch(f"/api/v1/servers/default/rooms/{room}/participants/listed", json={"attributes": {"desk": "4"}}, headers=op)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["attributes"] == {"desk": "4"}
+    allowed = api.client.put(f"/api/v1/servers/default/rooms/{room}/participants/listed/permissions", json={"can_publish": False}, headers=op)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["permission"]["can_publish"] is False
+    for path in ("/api/v1/servers/default/rooms", "/api/v1/rooms"):
+        live = api.client.get(path, params={"max_age": 0}, headers=op)
+        assert live.status_code == 200, live.text
+        servers = live.json() if isinstance(live.json(), list) else [live.json()]
+        shown = [r for s in servers for r in s["rooms"] if r["room"]["name"] == room]
+        assert [(p["identity"], p["attributes"]) for p in shown[0]["participants"]] == [("listed", {"desk": "4"})]
+    assert api.client.delete(f"/api/v1/servers/default/rooms/{room}", headers=op).status_code == 204
 
 
 def test_a_host_key_gets_tokens_only_for_its_meetings_rooms(api: Api) -> None:

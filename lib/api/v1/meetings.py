@@ -73,7 +73,7 @@ class MeetingIn(Strict):
         return MeetingDraft(
             title=self.title, server=self.server, start=self.start, end=self.end, time_zone=self.time_zone,
             description=self.description, fold=self.fold, private=self.private, password=self.password,
-            invitees="\n".join(self.invitees or ()), cohosts=tuple(self.cohosts), max_participants=self.max_participants,
+            invitees=None if self.invitees is None else "\n".join(self.invitees), cohosts=tuple(self.cohosts), max_participants=self.max_participants,
             early_join_minutes=self.early_join_minutes, guests_before_host=self.guests_before_host, keep_chat=self.keep_chat,
             recurrence=self.recurrence.rule() if self.recurrence else None,
         )  # fmt: skip
@@ -85,10 +85,6 @@ class MeetingUpdate(MeetingIn):
 
     version: int = Field(ge=0, le=MAX_ID)
     invitees: list[Annotated[str, Field(max_length=320)]] | None = Field(None, max_length=1000)  # type: ignore[assignment]
-
-    def draft(self) -> MeetingDraft:
-        base = super().draft()
-        return MeetingDraft(**{**base.__dict__, "invitees": None if self.invitees is None else "\n".join(self.invitees)})
 
 
 class InstantIn(Strict):

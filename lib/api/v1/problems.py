@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...auth.apikeys import KeyNotFound
 from ...auth.policy import ActionError, Forbidden, Invalid
@@ -103,7 +104,33 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail) if exc.detail else "", headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _bug(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("API route failed", exc_info=exc)
-        return problem(500, "internal_error", f"The request hit an internal error ({type(exc).__name__}); it has been logged.")
+    app.add_middleware(AnswerFaults)
+
+
+class AnswerFaults:
+    """Answers an error no handler took as a 500 problem and ends there. (A handler for
+    Exception would answer and then raise again, as Starlette's outermost middleware does, and
+    uvicorn then closes the keep-alive connection under the client's next request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # half an answer is out: nothing sound can follow it on this connection
+                raise
+            log.error("API route failed", exc_info=exc)
+            answer = problem(500, "internal_error", f"The request hit an internal error ({type(exc).__name__}); it has been logged.")
+            await answer(scope, receive, send)
