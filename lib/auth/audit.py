@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import AuditEvent
@@ -29,6 +29,12 @@ class AuditRecord:
     id: int = 0
 
 
+def _text(value: str, limit: int) -> str:
+    """What is kept of a value: at most `limit` characters, NUL shown as \\0 (PostgreSQL keeps no
+    NUL in text, and a name typed with one must not make its refusal go unrecorded)."""
+    return value.replace("\x00", "\\0")[:limit]
+
+
 class AuditLog:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -38,7 +44,10 @@ class AuditLog:
             raise ValueError(f"result must be one of {RESULTS}")
         with self._sessions.begin() as session:
             session.add(
-                AuditEvent(actor=actor[:64], action=action[:64], target=target[:2000], result=result, detail=detail[:4000], address=address[:64])
+                AuditEvent(
+                    actor=_text(actor, 64), action=_text(action, 64), target=_text(target, 2000), result=result,
+                    detail=_text(detail, 4000), address=_text(address, 64),
+                )
             )
 
     def query(
@@ -63,7 +72,10 @@ class AuditLog:
         if until:
             stmt = stmt.where(AuditEvent.at <= until)
         if actor:
-            stmt = stmt.where(AuditEvent.actor == actor)
+            # A user's own actions and those of their API keys ("alice (key lkd_...)"), in any case.
+            name = actor.lower()
+            keyed = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " (key %"
+            stmt = stmt.where((func.lower(AuditEvent.actor) == name) | func.lower(AuditEvent.actor).like(keyed, escape="\\"))
         if action:
             stmt = stmt.where(AuditEvent.action == action)
         if result:

@@ -53,6 +53,7 @@ INSTANT_MINUTES = 60
 TOKEN_LIFETIME = timedelta(minutes=15)
 EDIT_ATTEMPTS = 3
 HOST_ROLES = ("admin", "host")
+MAX_AHEAD = timedelta(days=365 * 10)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ class MeetingService:
             raise Invalid("That date is too far in the past or the future.") from None
         if not editing and times[-1][1] <= self._clock():
             raise Invalid("That meeting would already be over: pick a start and end ahead of now.")
+        if times[0][0] > self._clock() + MAX_AHEAD:
+            # Calendars need the zone's rules past the last meeting: near year 9999 there are none.
+            raise Invalid(f"A meeting can start at most {MAX_AHEAD.days // 365} years from now.")
         invitees = None
         if draft.invitees is not None:
             parsed = parse_emails(draft.invitees)

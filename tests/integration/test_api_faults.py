@@ -114,3 +114,56 @@ def test_muting_a_track_that_is_not_there_is_not_found(api: Api, participants, u
 def test_an_id_past_the_database_s_integers_is_a_422_not_a_500(api: Api, method: str, path: str) -> None:
     answer = api.client.request(method, path, headers=api.as_role("admin"))
     assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize("zone,start", [("America/New_York", "9999-12-31T22:00:00"), ("Europe/Berlin", "9999-12-31T22:00:00"), ("Pacific/Kiritimati", "0001-01-01T00:30:00")])
+def test_a_meeting_at_the_edge_of_the_calendar_is_refused_or_works_everywhere(api: Api, zone: str, start: str) -> None:
+    body = {"title": "Edge", "server": "default", "start": start, "end": start[:-5] + "45:00", "time_zone": zone}
+    made = api.client.post("/api/v1/meetings", json=body, headers=api.as_role("host"))
+    assert made.status_code in (201, 422), made.text
+    if made.status_code == 201:
+        mid = made.json()["id"]
+        assert api.client.get(f"/api/v1/meetings/{mid}/calendar.ics", headers=api.as_role("host")).status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(api: Api) -> None:
+    huge = {"title": "x" * (2 << 20), "server": "default", "start": "2030-01-01T10:00:00", "end": "2030-01-01T11:00:00"}
+    answer = api.client.post("/api/v1/meetings", json=huge, headers=api.as_role("host"))
+    assert answer.status_code == 413 and problem(answer)["code"] == "too_large"
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"title": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}'
+
+    streamed = api.client.post("/api/v1/meetings", content=chunks(), headers={**api.as_role("host"), "content-type": "application/json"})
+    assert streamed.status_code == 413, streamed.text
+
+
+@pytest.mark.parametrize("body", [
+    {"title": "a\u0000b", "server": "default", "start": "2030-01-01T10:00:00", "end": "2030-01-01T11:00:00"},
+    {"title": "ok", "server": "default", "start": "2030-01-01T10:00:00", "end": "2030-01-01T11:00:00", "invitees": ["a\u0000@example.com"]},
+])
+def test_text_with_a_nul_is_refused_with_422(api: Api, body: dict[str, Any]) -> None:
+    answer = api.client.post("/api/v1/meetings", json=body, headers=api.as_role("host"))
+    assert answer.status_code == 422 and "NUL" in answer.text
+
+
+def test_a_room_name_no_path_could_name_is_refused_and_a_nul_in_a_path_is_audited(api: Api) -> None:
+    made = api.client.post("/api/v1/servers/default/rooms", json={"name": "has/slash"}, headers=api.as_role("operator"))
+    assert made.status_code == 422
+    gone = api.client.delete("/api/v1/servers/default/rooms/a%00b", headers=api.as_role("analyst"))
+    assert gone.status_code == 403
+    assert any(r.target.endswith("a\\0b") for r in api.svc.audit.query(result="refused", limit=50))
+
+
+def test_the_audit_filter_by_user_finds_their_key_s_actions_and_a_reversed_range_is_refused(api: Api) -> None:
+    admin = api.as_role("admin")
+    api.client.get("/api/v1/admin/servers", headers=api.as_role("analyst"))  # refused, as "api-analyst (key ...)"
+    found = api.client.get("/api/v1/admin/audit", params={"actor": "API-Analyst"}, headers=admin).json()["items"]
+    assert found and all(r["actor"].startswith("api-analyst (key ") for r in found)
+    reversed_range = api.client.get("/api/v1/admin/audit", params={"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, headers=admin)
+    assert reversed_range.status_code == 422
+    csv = api.client.get("/api/v1/admin/audit", params={"limit": 1, "format": "csv"}, headers=admin)
+    assert csv.headers.get("x-next-cursor")

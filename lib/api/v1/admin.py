@@ -203,13 +203,18 @@ def audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     format: Literal["json", "csv"] = "json",
 ) -> object:
+    since, until = cursors.require_offset(since, "since"), cursors.require_offset(until, "until")
+    if since is not None and until is not None and until < since:
+        raise ApiProblem(422, "invalid_request", "until must not be before since.")
     records = services(request).audit.query(
-        since=cursors.require_offset(since, "since"), until=cursors.require_offset(until, "until"), actor=actor, action=action, result=result, text=text, limit=limit + 1, before=cursors.decode(cursor)
+        since=since, until=until, actor=actor, action=action, result=result, text=text, limit=limit + 1, before=cursors.decode(cursor)
     )
     page = records[:limit]
+    after = cursors.encode(page[-1].at, page[-1].id) if len(records) > limit else None
     if format == "csv":
-        return Response(to_csv(page), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
-    return AuditPage(items=[AuditOut.of(r) for r in page], next_cursor=cursors.encode(page[-1].at, page[-1].id) if len(records) > limit else None)
+        more = {"X-Next-Cursor": after} if after else {}  # a CSV has no room for it: the next page's cursor is a header
+        return Response(to_csv(page), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"', **more})
+    return AuditPage(items=[AuditOut.of(r) for r in page], next_cursor=after)
 
 
 # ----- API keys ------------------------------------------------------------------------------

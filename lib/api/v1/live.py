@@ -18,6 +18,7 @@ from ...livekit.records import AgentDispatch, Participant, Room, Track
 from ...livekit.tokens import SOURCES, Grants, TokenError, TokenRequest
 from .deps import Caller, caller, services
 from .idempotency import run_once
+from .problems import ApiProblem
 from .schema import ERRORS, Strict
 
 router = APIRouter()
@@ -163,6 +164,9 @@ def live_server(server: str, request: Request, who: Caller = Depends(READERS), m
 @router.post("/servers/{server}/rooms", status_code=201, response_model=Room, responses=ERRORS, tags=["rooms"], summary="Create a room")
 def create_room(server: str, body: RoomIn, request: Request, who: Caller = Depends(CONTROLLERS)) -> Response:
     svc = services(request)
+
+    if "/" in body.name:
+        raise ApiProblem(422, "invalid", "A room made through the API cannot have / in its name: no API path could name it afterwards.")
 
     def create() -> tuple[int, object]:
         room = svc.control.create_room(

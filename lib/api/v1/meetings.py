@@ -92,7 +92,7 @@ class InstantIn(Strict):
 
     title: str = Field(min_length=1, max_length=200)
     server: str = Field(min_length=1, max_length=64)
-    minutes: int = Field(INSTANT_MINUTES, ge=1, le=24 * 60)
+    minutes: int = Field(INSTANT_MINUTES, ge=1, le=14 * 24 * 60, description="at most DASHBOARD_MEETING_MAX_HOURS")
     time_zone: str = Field("UTC", max_length=64)
     private: bool = False
     password: str | None = Field(None, max_length=200)

@@ -104,6 +104,7 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail) if exc.detail else "", headers=getattr(exc, "headers", None))
 
+    app.add_middleware(LimitBody)  # inside AnswerFaults (added last, so outer), which would take its refusal for a fault
     app.add_middleware(AnswerFaults)
 
 
@@ -134,3 +135,48 @@ class AnswerFaults:
             log.error("API route failed", exc_info=exc)
             answer = problem(500, "internal_error", f"The request hit an internal error ({type(exc).__name__}); it has been logged.")
             await answer(scope, receive, send)
+
+
+MAX_BODY = 1 << 20  # 1 MiB: the largest body an operation takes (a meeting with 1,000 invitees) is far below
+
+
+class LimitBody:
+    """413 for a request body over MAX_BODY, before it is read whole: by its Content-Length, or,
+    without one, as it arrives (the body is gathered here, at most MAX_BODY, and handed on)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = problem(413, "too_large", f"A request body can be at most {MAX_BODY // 1024} KiB.")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > MAX_BODY:
+                await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
