@@ -63,6 +63,9 @@ class AuditLog:
         before: tuple[datetime, int] | None = None,
     ) -> list[AuditRecord]:
         """Newest first; `before` (a record's time and id) pages on to the older ones."""
+        # Filters are matched against values as stored (NUL as \0): PostgreSQL refuses a NUL in
+        # a parameter, and SQLite ends the pattern at it.
+        actor, action, text = (None if v is None else v.replace("\x00", "\\0") for v in (actor, action, text))
         stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
         if before is not None:
             at, rid = before

@@ -276,12 +276,16 @@ class Lifecycle:
     def _activate(self, due: _Due, actor: str) -> bool:
         now = self.clock()
         until_end = (due.ends_at - now).total_seconds()
+        # Both timeouts: LiveKit closes a room everyone left after its departure timeout (20 s
+        # by default), which would end a meeting's room while the meeting is under way.
+        keep_open = max(EMPTY_TIMEOUT_MARGIN, int(until_end) + EMPTY_TIMEOUT_MARGIN)
         metadata = json.dumps({"meeting": {"id": due.meeting_id, "occurrence": due.id, "title": due.title}})
         try:
             self._gateway.create_room(
                 due.server,
                 due.room_name,
-                empty_timeout=max(EMPTY_TIMEOUT_MARGIN, int(until_end) + EMPTY_TIMEOUT_MARGIN),
+                empty_timeout=keep_open,
+                departure_timeout=keep_open,
                 max_participants=due.max_participants,
                 metadata=metadata,
             )

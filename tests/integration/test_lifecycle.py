@@ -90,8 +90,10 @@ def test_a_meeting_gets_its_room_at_its_start_with_its_limit_and_metadata(world:
     assert room is not None and room.max_participants == 7
     row = occurrence(world.sessions, oid)
     assert json.loads(room.metadata) == {"meeting": {"id": row.meeting_id, "occurrence": oid, "title": "Budget review"}}
-    # Empty for the whole meeting, it stays open until 5 minutes after its end.
+    # Empty for the whole meeting, it stays open until 5 minutes after its end; so does a room
+    # everyone left (LiveKit's own departure timeout closed it 20 s after the last one left).
     assert room.empty_timeout == 1800 + 300
+    assert room.departure_timeout == 1800 + 300
     assert row.status == ACTIVE and utc(row.started_at) == world.clock.now and row.version == 2
     assert transitions(world.sessions) == {(SCHEDULED, ACTIVE): 1}
     assert world.actions("meeting.start") == [f"{SERVER}/{name}"]

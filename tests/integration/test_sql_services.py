@@ -100,6 +100,18 @@ def test_audit_text_search_takes_percent_and_underscore_as_typed(store):
     assert len(audit.query(text="ROOM")) == 2  # still regardless of case
 
 
+def test_audit_filters_with_a_nul_find_what_was_stored_for_it(store):
+    # A NUL is stored as \0; searched as typed, SQLite cut the pattern at the NUL (so it matched
+    # every row) and PostgreSQL refuses a NUL in a parameter (a 500 from the API's filters).
+    _, _, audit, _ = store
+    audit.record("a\x00b", "room.create", "default/a\x00b", "refused", "bad\x00name")
+    audit.record("olga", "room.create", "default/plain", "ok")
+    assert [r.target for r in audit.query(text="\x00")] == ["default/a\\0b"]
+    assert [r.detail for r in audit.query(text="d\x00n")] == ["bad\\0name"]
+    assert [r.actor for r in audit.query(actor="A\x00B")] == ["a\\0b"]
+    assert audit.query(action="room.create\x00") == []
+
+
 def test_user_names_ignore_letter_case_and_passwords_are_not_only_spaces(store):
     users = store[0]
     users.create(Actor.system(), "Analyst1", "analyst-password-1", "analyst")
