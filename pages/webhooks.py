@@ -60,7 +60,7 @@ if receivers:
         if picked.paused_at is None:
             if live.confirm("Pause", f"pause_webhook_{picked.id}", f"Pause receiver #{picked.id}? Its events wait until it is resumed."):
                 live.submit(lambda: hooks.pause(actor, picked.id), f"Receiver #{picked.id} paused.", refusal_after_rerun=True)
-        elif live.confirm("Resume", f"resume_webhook_{picked.id}", f"Resume receiver #{picked.id}? Its {picked.waiting} waiting deliveries are sent at once."):
+        elif live.confirm("Resume", f"resume_webhook_{picked.id}", f"Resume receiver #{picked.id}? " + (f"Its {picked.waiting} waiting deliveries are sent at once." if picked.waiting else "No delivery is waiting.")):
             live.submit(lambda: hooks.resume(actor, picked.id), f"Receiver #{picked.id} resumed.", refusal_after_rerun=True)
     with remove_col:
         if live.confirm("Remove", f"remove_webhook_{picked.id}", f"Remove receiver #{picked.id} ({picked.url}), its secret and its deliveries?"):

@@ -288,8 +288,11 @@ class WebhookService:
             for r in rows
         ]
 
-    def deliveries(self, actor: Actor, *, receiver_id: int | None = None, status: str | None = None, limit: int = 200) -> list[DeliveryView]:
-        """The newest deliveries first, optionally of one receiver and in one status."""
+    def deliveries(
+        self, actor: Actor, *, receiver_id: int | None = None, status: str | None = None, limit: int = 200, before: tuple[datetime, int] | None = None
+    ) -> list[DeliveryView]:
+        """The newest deliveries first, optionally of one receiver and in one status; `before`
+        (a delivery's creation time and id) pages on to older ones."""
         self._policy.require(actor, CAPABILITY, "webhook.read", "webhook deliveries")
         if status is not None and status not in DELIVERY_STATUSES:
             raise Invalid(f"A delivery's status is one of {', '.join(DELIVERY_STATUSES)}.")
@@ -302,6 +305,9 @@ class WebhookService:
         )
         if receiver_id is not None:
             query = query.where(WebhookDelivery.receiver_id == receiver_id)
+        if before is not None:
+            at, did = before
+            query = query.where((WebhookDelivery.created_at < at) | ((WebhookDelivery.created_at == at) & (WebhookDelivery.id < did)))
         if status is not None:
             query = query.where(WebhookDelivery.status == status)
         with self._sessions() as s:

@@ -575,9 +575,17 @@ def test_webhook_receivers_through_the_api_show_their_secret_once_and_their_deli
         sent = api.client.post(f"/api/v1/admin/webhooks/{rid}/test", headers=admin).json()["delivery_id"]
         assert wait_for(lambda: any(r.event["type"] == "ping" for r in receiver.received))
         assert recipe().verify(secret, receiver.received[-1].headers["x-dashboard-signature"], receiver.received[-1].body)
-        delivered = api.client.get("/api/v1/admin/webhooks/deliveries", params={"receiver": rid}, headers=admin).json()
-        assert wait_for(lambda: any(d["id"] == sent and d["status"] == "delivered" for d in api.client.get(
-            "/api/v1/admin/webhooks/deliveries", params={"receiver": rid}, headers=admin).json())), delivered
+        def listed() -> list[dict[str, Any]]:
+            return api.client.get("/api/v1/admin/webhooks/deliveries", params={"receiver_id": rid}, headers=admin).json()["items"]
+
+        assert wait_for(lambda: any(d["id"] == sent and d["status"] == "delivered" for d in listed())), listed()
+        assert all(d["receiver_id"] == rid for d in listed())
+        assert [d["next_attempt_at"] for d in listed() if d["status"] == "delivered"] == [None]
+        for _ in range(2):
+            api.client.post(f"/api/v1/admin/webhooks/{rid}/test", headers=admin)
+        first = api.client.get("/api/v1/admin/webhooks/deliveries", params={"receiver_id": rid, "limit": 2}, headers=admin).json()
+        rest = api.client.get("/api/v1/admin/webhooks/deliveries", params={"receiver_id": rid, "limit": 2, "cursor": first["next_cursor"]}, headers=admin).json()
+        assert len(first["items"]) == 2 and first["next_cursor"] and [d["id"] for d in rest["items"]] == [sent]
         changed = api.client.put(f"/api/v1/admin/webhooks/{rid}", json={"events": ["room.started", "room.finished"]}, headers=admin)
         assert changed.status_code == 200 and changed.json()["events"] == ["room.started", "room.finished"]
         for bad in ({"url": "ftp://x", "events": ["room.started"]}, {"url": receiver.url, "events": ["nope"]}, {"url": receiver.url, "events": []}):

@@ -107,7 +107,7 @@ def test_muting_a_track_that_is_not_there_is_not_found(api: Api, participants, u
     [
         ("DELETE", f"/api/v1/admin/api-keys/{2**40}"),
         ("POST", f"/api/v1/admin/webhooks/{2**40}/resume"),
-        ("GET", f"/api/v1/admin/webhooks/deliveries?receiver={2**40}"),
+        ("GET", f"/api/v1/admin/webhooks/deliveries?receiver_id={2**40}"),
         ("GET", f"/api/v1/history/concurrency?meeting={2**40}"),
     ],
 )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from ...outbound.events import EVENT_TYPES
 from ...outbound.outbox import DELIVERY_STATUSES
 from ...outbound.service import DeliveryView, ReceiverView
+from . import cursors
 from .deps import Caller, caller, services
 from .schema import ERRORS, Id, QueryId, Strict
 
@@ -74,7 +75,7 @@ class DeliveryOut(BaseModel):
     status: DeliveryStatus
     attempts: int
     created_at: datetime
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(description="null once delivered or given up")
     last_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str
@@ -82,7 +83,10 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, d: DeliveryView) -> DeliveryOut:
-        return cls(**{k: v for k, v in d.__dict__.items() if k != "receiver_url"})
+        fields = {k: v for k, v in d.__dict__.items() if k != "receiver_url"}
+        if d.status in ("delivered", "given_up"):
+            fields["next_attempt_at"] = None
+        return cls(**fields)
 
 
 class TestSent(BaseModel):
@@ -126,9 +130,16 @@ def test(receiver_id: Id, request: Request, who: Caller = Depends(ADMINS)) -> Te
     return TestSent(delivery_id=services(request).webhooks.test(who.actor, receiver_id))
 
 
-@router.get("/deliveries", response_model=list[DeliveryOut], responses=ERRORS, summary="Deliveries, newest first")
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+@router.get("/deliveries", response_model=DeliveryPage, responses=ERRORS, summary="Deliveries, newest first")
 def deliveries(
-    request: Request, who: Caller = Depends(ADMINS), receiver: QueryId | None = None, status: DeliveryStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[DeliveryOut]:  # fmt: skip
-    return [DeliveryOut.of(d) for d in services(request).webhooks.deliveries(who.actor, receiver_id=receiver, status=status, limit=limit)]
+    request: Request, who: Caller = Depends(ADMINS), receiver_id: QueryId | None = None, status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200, cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> DeliveryPage:  # fmt: skip
+    rows = services(request).webhooks.deliveries(who.actor, receiver_id=receiver_id, status=status, limit=limit + 1, before=cursors.decode(cursor))
+    page = rows[:limit]
+    return DeliveryPage(items=[DeliveryOut.of(d) for d in page], next_cursor=cursors.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
