@@ -152,7 +152,7 @@ def _core(settings: Settings, engine: Engine, secret_key: str) -> Core:
     gateway = LiveKitGateway(request_timeout=settings.request_timeout, concurrency=settings.snapshot_concurrency)
     box = SecretBox(secret_key)
     registry = ServerRegistry(sessions, box, settings.default_server)
-    deliverer = Deliverer(sessions, box, timeout=settings.webhook_timeout)
+    deliverer = Deliverer(sessions, box, timeout=settings.webhook_timeout, audit=audit)
     follower = ServerFollower(registry, gateway, interval=settings.refresh_seconds)
     lifecycle = Lifecycle(sessions, gateway, audit)
     key = invite_key(secret_key)

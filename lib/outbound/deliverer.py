@@ -25,6 +25,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..auth.audit import AuditLog
 from ..models import OutboxEvent, WebhookDelivery, WebhookReceiver, utcnow
 from ..secretbox import SecretBox, SecretBoxError
 from . import signing
@@ -68,8 +69,11 @@ class Deliverer:
         poll_seconds: float = 1.0,
         workers: int = 4,
         clock: Callable[[], datetime] = utcnow,
+        audit: AuditLog | None = None,
     ) -> None:
+        """`audit`: where a receiver paused for its failures is recorded (as an admin's pause is)."""
         self._sessions = sessions
+        self._audit = audit
         self._box = box
         self.retry = retry
         self._timeout = timeout
@@ -316,6 +320,9 @@ class Deliverer:
         log.info("webhook delivery %s to %s, attempt %s: %s; %s", job.delivery_id, host, job.attempts, answer.error, outcome)
         if paused:
             log.warning("webhook receiver %s (%s) paused after %s failed attempts in a row: %s", job.receiver_id, host, failures, answer.error)
+            if self._audit is not None:
+                detail = f"paused by itself: {failures} failed attempts in a row; the last: {answer.error}"
+                self._audit.record("dashboard", "webhook.pause", f"webhook {job.receiver_id} at {host}", "ok", detail)
 
     # ----- housekeeping -----------------------------------------------------------------------
 

@@ -237,7 +237,7 @@ def test_a_failing_receiver_is_retried_with_back_off_given_up_on_and_paused_then
     rid = added.receiver.id
     clock = Clock(utcnow().replace(microsecond=0))
     retry = RetryPolicy(backoff=(10, 30), max_attempts=3, pause_after=4)
-    deliverer = Deliverer(world.sessions, world.box, retry=retry, timeout=0.3, clock=clock)
+    deliverer = Deliverer(world.sessions, world.box, retry=retry, timeout=0.3, clock=clock, audit=world.audit)
     lifecycle = Lifecycle(world.sessions, world.gateway, world.audit, clock=clock)
     oid = add_meeting(world.sessions, world.host, clock.now, clock.now + timedelta(minutes=30))
     try:
@@ -265,6 +265,8 @@ def test_a_failing_receiver_is_retried_with_back_off_given_up_on_and_paused_then
     paused = world.receiver(rid)
     assert paused.paused_at is not None and paused.consecutive_failures == 4
     assert paused.paused_reason.startswith("4 failed attempts in a row; the last: ")
+    [auto] = world.audit.query(action="webhook.pause")
+    assert (auto.actor, auto.target, auto.result) == ("dashboard", f"webhook {rid} at 127.0.0.1:{receiver.port}", "ok") and "tenant" not in auto.detail
     assert [v.state for v in world.webhooks.receivers(ADMIN)] == ["paused"]
     clock.advance(3600)
     assert deliverer.deliver_due() == 0, "a paused receiver gets no attempts"
