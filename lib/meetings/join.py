@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,6 +102,10 @@ class JoinService:
         self._gateway = gateway
         self._lifecycle = lifecycle
         self._key = invite_key
+        # (meeting, address) -> when a refusal while locked was last audited: a flood of
+        # attempts while locked out writes one row per lockout window, not one per attempt.
+        self._locked_audited: dict[tuple[int, str], datetime] = {}
+        self._locked_mutex = threading.Lock()
         self._clock = clock
 
     # ----- what the form shows -------------------------------------------------------------------
@@ -148,7 +153,9 @@ class JoinService:
             target = f"meeting {m.id}"
             meeting_id = m.id
         if self._locked(meeting_id, address, now):
-            self._audit.record("guest", "join", target, "refused", "locked after repeated failures", address)
+            if self._first_locked_refusal(meeting_id, address, now):
+                detail = "locked after repeated failures (further attempts while locked are not recorded one by one)"
+                self._audit.record("guest", "join", target, "refused", detail, address)
             raise JoinRefused("Too many failed attempts from here. Wait 15 minutes and try again.")
         name = " ".join(request.name.split())
         if not name or len(name) > MAX_NAME:
@@ -238,6 +245,17 @@ class JoinService:
                 )  # fmt: skip
             )
         return (failures or 0) >= FAILURES
+
+    def _first_locked_refusal(self, meeting_id: int, address: str, now: datetime) -> bool:
+        key = (meeting_id, address[:64])
+        with self._locked_mutex:
+            last = self._locked_audited.get(key)
+            if last is not None and now - last < WINDOW:
+                return False
+            if len(self._locked_audited) > 10_000:  # forget lockouts long over
+                self._locked_audited = {k: t for k, t in self._locked_audited.items() if now - t < WINDOW}
+            self._locked_audited[key] = now
+            return True
 
     def _failed(self, meeting_id: int, address: str, now: datetime, reason: str, target: str) -> None:
         with self._sessions.begin() as s:

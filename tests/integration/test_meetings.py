@@ -354,3 +354,15 @@ def test_a_co_host_saving_an_edit_stays_co_host(svc: Services) -> None:
     shown = svc.meetings.get(HUGO, meeting.id)
     edited = svc.meetings.update(HUGO, meeting.id, shown.version, draft(60, description="changed by hugo", cohosts=shown.cohosts))
     assert edited.cohosts == ("hugo",) and edited.description == "changed by hugo"
+
+
+def test_a_flood_while_locked_out_of_a_meeting_writes_one_audit_row(svc: Services) -> None:
+    meeting = svc.meetings.schedule(HANA, draft(password="the password"))
+    for _ in range(5):
+        with pytest.raises(JoinRefused, match="Wrong password"):
+            svc.joins.join(JoinRequest(slug(meeting.join_url), "G", password="guess"), "10.4.0.1")
+    for _ in range(30):
+        with pytest.raises(JoinRefused, match="Too many failed attempts"):
+            svc.joins.join(JoinRequest(slug(meeting.join_url), "G", password="guess"), "10.4.0.1")
+    locked = [r for r in audit_rows(svc, "join") if r.detail.startswith("locked after repeated failures")]
+    assert len(locked) == 1, [r.detail for r in locked]
