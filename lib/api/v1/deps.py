@@ -23,6 +23,7 @@ from .problems import ApiProblem, unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
+MAX_BUCKETS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class RateLimiter:
             return 0.0
         now = self._clock()
         with self._lock:
+            if len(self._buckets) > MAX_BUCKETS:  # callers (join: every address) come and go
+                self._forget_full(now)
             tokens, at = self._buckets.get(bucket, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.rate)
             if tokens >= 1:
@@ -56,6 +59,10 @@ class RateLimiter:
                 return 0.0
             self._buckets[bucket] = (tokens, now)
             return (1 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled: forgetting them changes no answer."""
+        self._buckets = {b: (t, at) for b, (t, at) in self._buckets.items() if t + (now - at) * self.rate < self.burst}
 
 
 def limiter(request: Request) -> RateLimiter:
